@@ -1,0 +1,100 @@
+"""The application factory: settings in, a FastAPI app out (nothing is read at import)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+import clubfeed
+from clubfeed import catalogue
+from clubfeed.api import feed_routes, ingest_routes, openapi, problems
+from clubfeed.api.deps import AppState, blocking
+from clubfeed.api.limits import BodyTooLarge, RequestLimits
+from clubfeed.errors import ClubfeedError
+from clubfeed.feed.cursor import CursorSigner, load_key
+from clubfeed.settings import Settings
+from clubfeed.storage.engine import make_engine, write_transaction
+
+DESCRIPTION = """
+Gym and studio data for loyalty integrators: users, locations, memberships, check-ins,
+referrals, sales, classes, appointments and their categories.
+
+**Reading** (integrators) needs two credentials: your integrator key in `X-Integrator-Key`,
+and the business's shared secret as `Authorization: Bearer <secret>`.
+
+**Writing** (the POS) needs the business's ingest key as `Authorization: Bearer <key>`.
+
+Every list pages by an opaque `cursor` (up to 10,000 records a page) and says
+`consistent_until`: start your next `modified_since` window there and you will never
+miss or repeat a change, deletes included. Errors are RFC 9457 problem+json.
+"""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the API for one process; the database must already be migrated."""
+    engine = make_engine(settings.database_url, pool_size=settings.pool_size)
+    app_state = AppState(settings=settings, engine=engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        def load() -> bytes:
+            with write_transaction(engine) as conn:
+                return load_key(conn, settings.secret_key)
+
+        app_state.signer = CursorSigner(await blocking(load))
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="clubfeed",
+        version=clubfeed.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.clubfeed = app_state
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        max_query_bytes=settings.max_query_bytes,
+    )
+    app.add_exception_handler(ClubfeedError, problems.domain_error)
+    app.add_exception_handler(HTTPException, problems.http_error)
+    app.add_exception_handler(BodyTooLarge, _body_too_large)
+    app.add_exception_handler(Exception, problems.unexpected_error)
+
+    @app.get("/healthz", tags=["service"], summary="Liveness: answers 200 without credentials")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for resource in catalogue.RESOURCES:
+        app.include_router(ingest_routes.router(resource))
+        app.include_router(feed_routes.router(resource))
+
+    def custom_openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schema.setdefault("components", {})
+            for key, value in openapi.components().items():
+                schema["components"].setdefault(key, {}).update(value)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = custom_openapi  # type: ignore[method-assign]
+    return app
+
+
+def _body_too_large(_request: Request, exc: Exception) -> Response:
+    return problems.problem_response(413, "Content too large", str(exc), slug="content-too-large")
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` and worker processes: settings from CLUBFEED_* variables."""
+    return create_app(Settings.from_env())

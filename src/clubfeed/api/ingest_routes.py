@@ -1,0 +1,140 @@
+"""The POS's side: create or replace, delete, and batches of up to 10,000, all or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from clubfeed.api import openapi
+from clubfeed.api.deps import blocking, state
+from clubfeed.auth import guard
+from clubfeed.catalogue import Resource
+from clubfeed.errors import BadRequest, ErrorItem, InvalidInput
+from clubfeed.ingest import validate, write
+from clubfeed.ingest.idempotency import MAX_KEY_LENGTH, StoredResponse, request_hash
+from clubfeed.storage.engine import read_connection
+from clubfeed.timefmt import format_us
+
+JSON = "application/json"
+
+
+def _idempotency(request: Request, body: bytes) -> write.IdempotencyRequest | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        detail = f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters."
+        raise BadRequest(detail, [ErrorItem(detail, "Idempotency-Key")])
+    return write.IdempotencyRequest(key, request_hash(request.method, request.url.path, body))
+
+
+def _batch_summary(changes: write.Changes) -> StoredResponse:
+    summary = {
+        "created": len(changes.created),
+        "updated": len(changes.updated),
+        "unchanged": len(changes.unchanged),
+        "deleted": len(changes.deleted),
+        "modified_at": format_us(changes.modified_us),
+    }
+    return StoredResponse(200, msgspec.json.encode(summary))
+
+
+def _one_record(record_id: str) -> Callable[[write.Changes], StoredResponse]:
+    def respond(changes: write.Changes) -> StoredResponse:
+        status = 201 if changes.created else 200
+        return StoredResponse(status, changes.bodies[record_id].encode())
+
+    return respond
+
+
+async def _write(
+    request: Request,
+    resource: Resource,
+    body: bytes,
+    upserts: Sequence[Any],
+    deletes: Sequence[str],
+    respond: Callable[[write.Changes], StoredResponse],
+    *,
+    in_batch: bool,
+) -> Response:
+    engine = state(request).engine
+    idempotency_request = _idempotency(request, body)
+
+    def run() -> StoredResponse:
+        with read_connection(engine) as conn:
+            business_id = guard.writer(conn, request.headers)
+        return write.write(
+            engine,
+            business_id=business_id,
+            resource=resource,
+            upserts=upserts,
+            deletes=deletes,
+            respond=respond,
+            idempotency_request=idempotency_request,
+            in_batch=in_batch,
+        )
+
+    stored = await blocking(run)
+    return Response(stored.body, stored.status_code, media_type=JSON)
+
+
+def router(resource: Resource) -> APIRouter:
+    """The write endpoints of one resource."""
+    api = APIRouter(prefix=f"/v1/{resource.name}", tags=[resource.name])
+    docs = openapi.WriteDocs(resource)
+    record_type = validate.record_type(resource)
+    batch_type = validate.batch_type(resource)
+
+    @api.post(
+        "/batch",
+        response_class=Response,
+        openapi_extra=docs.batch_operation(),
+        summary=f"Upsert and delete up to 10,000 {resource.name} records",
+    )
+    async def batch(request: Request) -> Response:
+        body = await request.body()
+        parsed = validate.decode(body, batch_type)
+        validate.check_records(resource, parsed.upsert, parsed.delete)
+        return await _write(
+            request, resource, body, parsed.upsert, parsed.delete, _batch_summary, in_batch=True
+        )
+
+    @api.put(
+        "/{record_id:path}",
+        response_class=Response,
+        openapi_extra=docs.put_operation(),
+        summary=f"Create or replace one {resource.name} record",
+    )
+    async def put(request: Request) -> Response:
+        record_id: str = request.path_params["record_id"]
+        body = await request.body()
+        record = validate.decode(body, record_type)
+        if record.id is None:
+            record.id = record_id
+        elif record.id != record_id:
+            detail = f"The body's id {record.id!r} differs from the URL's {record_id!r}."
+            raise InvalidInput(detail + " Nothing was written.", [ErrorItem(detail, "/id")])
+        validate.check_records(resource, [record], [], in_batch=False)
+        return await _write(
+            request, resource, body, [record], [], _one_record(record_id), in_batch=False
+        )
+
+    @api.delete(
+        "/{record_id:path}",
+        response_class=Response,
+        openapi_extra=docs.delete_operation(),
+        summary=f"Delete one {resource.name} record",
+    )
+    async def delete(request: Request) -> Response:
+        record_id: str = request.path_params["record_id"]
+        if (problem := validate.check_id(record_id, "record_id")) is not None:
+            raise BadRequest(problem.detail, [problem])
+        return await _write(
+            request, resource, b"", [], [record_id], _one_record(record_id), in_batch=False
+        )
+
+    return api

@@ -1,0 +1,93 @@
+"""Request limits enforced before any handler runs: body size, query size, query encoding."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote_to_bytes
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from clubfeed.api.problems import problem_response
+
+
+class RequestLimits:
+    """Refuse oversized bodies (413), oversized query strings (414) and non-UTF-8 queries (400)."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_query_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_query_bytes = max_query_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query: bytes = scope.get("query_string", b"")
+        if len(query) > self.max_query_bytes:
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                414,
+                "URI too long",
+                f"The query string is {len(query):,} bytes; the limit is {self.max_query_bytes:,}. "
+                "Send long id lists to POST /v1/<resource>/lookup instead.",
+                "uri-too-long",
+            )
+            return
+        try:
+            unquote_to_bytes(query).decode("utf-8")
+        except UnicodeDecodeError:
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                400,
+                "Bad request",
+                "The query string is not valid UTF-8 once percent-decoded.",
+                "bad-request",
+            )
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._refuse(
+                scope,
+                receive,
+                send,
+                413,
+                "Content too large",
+                self._too_large(),
+                "content-too-large",
+            )
+            return
+        await self.app(scope, self._counting(receive), send)
+
+    def _too_large(self) -> str:
+        return (
+            f"The request body is larger than {self.max_body_bytes:,} bytes; "
+            "split it into batches of at most 10,000 records."
+        )
+
+    def _counting(self, receive: Receive) -> Receive:
+        """Count a body sent without Content-Length, and stop it at the limit."""
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    raise BodyTooLarge(self._too_large())
+            return message
+
+        return counted
+
+    @staticmethod
+    async def _refuse(
+        scope: Scope, receive: Receive, send: Send, status: int, title: str, detail: str, slug: str
+    ) -> None:
+        await problem_response(status, title, detail, slug=slug)(scope, receive, send)
+
+
+class BodyTooLarge(Exception):
+    """A streamed body passed the limit; answered 413 by the app's handler."""

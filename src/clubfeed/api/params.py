@@ -1,0 +1,99 @@
+"""Query parameters of the list endpoint, parsed strictly: unknown or repeated ones are refused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.datastructures import QueryParams
+
+from clubfeed.catalogue import Resource
+from clubfeed.errors import BadRequest, ErrorItem
+from clubfeed.feed.queries import COMPLETE, RANGE, ListQuery
+from clubfeed.ingest.validate import check_id
+from clubfeed.timefmt import parse_aware, to_us
+
+DEFAULT_LIMIT = 1_000
+MAX_LIMIT = 10_000
+MAX_GET_IDS = 1_000
+COMMON = ("limit", "cursor", "ids", "modified_since", "modified_before")
+
+
+@dataclass(frozen=True)
+class ListParams:
+    query: ListQuery
+    limit: int
+    cursor: str | None
+    ids: list[str] | None
+
+
+def _bad(detail: str, parameter: str) -> BadRequest:
+    return BadRequest(detail, [ErrorItem(detail, parameter)])
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise _bad(f"limit must be a whole number from 1 to {MAX_LIMIT:,}; got {raw!r}.", "limit")
+    return int(raw)
+
+
+def _datetime(raw: str | None, name: str) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return to_us(parse_aware(raw))
+    except ValueError as exc:
+        raise _bad(f"{name}: {exc}", name) from exc
+
+
+def _ids(raw: str) -> list[str]:
+    ids = raw.split(",")
+    if len(ids) > MAX_GET_IDS:
+        raise _bad(
+            f"ids lists {len(ids):,} ids; at most {MAX_GET_IDS:,} fit in a URL. "
+            "POST up to 10,000 to /v1/<resource>/lookup instead.",
+            "ids",
+        )
+    for record_id in ids:
+        if (problem := check_id(record_id, "ids")) is not None:
+            raise _bad(f"ids: {problem.detail} Got {record_id!r}.", "ids")
+    return ids
+
+
+def parse(resource: Resource, params: QueryParams) -> ListParams:
+    allowed = COMMON + resource.filters
+    for name in params:
+        if name not in allowed:
+            raise _bad(
+                f"Unknown parameter {name!r}; {resource.name} accepts {', '.join(allowed)}.", name
+            )
+        if len(params.getlist(name)) > 1:
+            raise _bad(f"Parameter {name!r} is given more than once.", name)
+    since = _datetime(params.get("modified_since"), "modified_since")
+    before = _datetime(params.get("modified_before"), "modified_before")
+    if since is not None and before is not None and before <= since:
+        raise _bad("modified_before must be later than modified_since.", "modified_before")
+    filters = []
+    for name in resource.filters:
+        value = params.get(name)
+        if value is not None:
+            if (problem := check_id(value, name)) is not None:
+                raise _bad(f"{name}: {problem.detail}", name)
+            filters.append((name, value))
+    ids = None
+    if "ids" in params:
+        others = [n for n in params if n not in ("ids",)]
+        if others:
+            raise _bad(
+                f"ids cannot be combined with {', '.join(others)}: a lookup returns exactly the ids asked.",
+                "ids",
+            )
+        ids = _ids(params["ids"])
+    kind = RANGE if since is not None or before is not None else COMPLETE
+    return ListParams(
+        query=ListQuery(kind, tuple(filters), since, before),
+        limit=_limit(params.get("limit")),
+        cursor=params.get("cursor"),
+        ids=ids,
+    )

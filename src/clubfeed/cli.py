@@ -1,0 +1,234 @@
+"""The `clubfeed` command: serve the API, migrate, manage businesses and integrators, load data."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from sqlalchemy import Engine, select
+
+from clubfeed.auth import credentials
+from clubfeed.errors import ClubfeedError
+from clubfeed.settings import Settings
+from clubfeed.storage.engine import make_engine, read_connection, write_transaction
+from clubfeed.storage.schema import businesses
+
+err = Console(stderr=True)
+
+
+class Context:
+    """Settings from the environment and options, and an engine made on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.settings.database_url, pool_size=2)
+        return self._engine
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--database-url",
+    envvar="CLUBFEED_DATABASE_URL",
+    default=None,
+    help="sqlite:///file.db (default sqlite:///clubfeed.db) or postgresql+psycopg://user@host/db. "
+    "Also read from CLUBFEED_DATABASE_URL.",
+)
+@click.version_option(package_name="clubfeed")
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None) -> None:
+    """clubfeed: gym and studio data for loyalty integrators, gap-free."""
+    settings = Settings.from_env()
+    if database_url:
+        settings = Settings(**{**settings.__dict__, "database_url": database_url})
+    ctx.obj = Context(settings)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
+@pass_context
+def serve(ctx: Context, host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API (run `clubfeed db upgrade` first)."""
+    import uvicorn
+
+    os.environ["CLUBFEED_DATABASE_URL"] = ctx.settings.database_url
+    err.print(
+        f"clubfeed serving {_safe_url(ctx.settings.database_url)} on http://{host}:{port} "
+        f"(docs at http://{host}:{port}/docs)"
+    )
+    uvicorn.run(
+        "clubfeed.api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        h11_max_incomplete_event_size=256 * 1024,
+    )
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_context
+def db_upgrade(ctx: Context) -> None:
+    """Create or migrate the database schema to the newest version."""
+    from clubfeed.storage.migrate import upgrade
+
+    upgrade(ctx.engine)
+    err.print(f"Database {_safe_url(ctx.settings.database_url)} is up to date.")
+
+
+@main.group()
+def business() -> None:
+    """Businesses (tenants) and their credentials."""
+
+
+def _emit(as_json: bool, data: dict[str, object], lines: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+@business.command("create")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print one line of JSON.")
+@pass_context
+def business_create(ctx: Context, name: str, as_json: bool) -> None:
+    """Create a business; prints its shared secret and ingest key (shown only now)."""
+    with write_transaction(ctx.engine) as conn:
+        created = credentials.create_business(conn, name)
+    _emit(
+        as_json,
+        {
+            "id": created.id,
+            "name": created.name,
+            "shared_secret": created.shared_secret,
+            "ingest_key": created.ingest_key,
+        },
+        [
+            f"Business {created.id}: {created.name}",
+            f"  shared secret (integrators read with it): {created.shared_secret}",
+            f"  ingest key (the POS writes with it):      {created.ingest_key}",
+            "Store both now: only their hashes are kept.",
+        ],
+    )
+
+
+@business.command("rotate-secret")
+@click.argument("business_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one line of JSON.")
+@pass_context
+def business_rotate_secret(ctx: Context, business_id: int, as_json: bool) -> None:
+    """Issue a new shared secret; the old one stops working at once."""
+    with write_transaction(ctx.engine) as conn:
+        secret = credentials.rotate_shared_secret(conn, business_id)
+    if secret is None:
+        raise click.ClickException(f"There is no business {business_id}.")
+    _emit(
+        as_json,
+        {"id": business_id, "shared_secret": secret},
+        [f"New shared secret for business {business_id}: {secret}"],
+    )
+
+
+@business.command("list")
+@pass_context
+def business_list(ctx: Context) -> None:
+    """List businesses."""
+    with read_connection(ctx.engine) as conn:
+        for row in conn.execute(
+            select(businesses.c.id, businesses.c.name).order_by(businesses.c.id)
+        ):
+            click.echo(f"{row.id}\t{row.name}")
+
+
+@main.group()
+def integrator() -> None:
+    """Integrators (the apps that read businesses' feeds)."""
+
+
+@integrator.command("create")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print one line of JSON.")
+@pass_context
+def integrator_create(ctx: Context, name: str, as_json: bool) -> None:
+    """Register an integrator; prints its key (shown only now)."""
+    with write_transaction(ctx.engine) as conn:
+        created = credentials.create_integrator(conn, name)
+    _emit(
+        as_json,
+        {"id": created.id, "name": created.name, "key": created.key},
+        [
+            f"Integrator {created.id}: {created.name}",
+            f"  key (send as X-Integrator-Key): {created.key}",
+            "Store it now: only its hash is kept.",
+        ],
+    )
+
+
+@main.command("import")
+@click.argument("resource")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--business", "business_id", required=True, type=int, help="The business to write to."
+)
+@click.option(
+    "--batch-size",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Records per transaction.",
+)
+@pass_context
+def import_(ctx: Context, resource: str, file: Path, business_id: int, batch_size: int) -> None:
+    """Load an NDJSON file of RESOURCE records (one JSON object a line).
+
+    Each batch is one transaction: all of its lines are written, or none. A line
+    {"id": ..., "deleted": true} deletes that record. Failing lines are reported
+    by number and the command exits 1.
+    """
+    from clubfeed import catalogue
+    from clubfeed.ingest.ndjson import import_file
+
+    if resource not in catalogue.BY_NAME:
+        raise click.ClickException(
+            f"Unknown resource {resource!r}; one of: {', '.join(catalogue.BY_NAME)}."
+        )
+    try:
+        report = import_file(
+            ctx.engine,
+            catalogue.get(resource),
+            file,
+            business_id=business_id,
+            batch_size=batch_size,
+            console=err,
+        )
+    except ClubfeedError as exc:
+        raise click.ClickException(exc.detail) from exc
+    if report.failed_lines:
+        sys.exit(1)

@@ -1,0 +1,73 @@
+"""Domain errors. They say what went wrong in the caller's terms; the API maps them to HTTP.
+
+ClubfeedError
+ ├── BadRequest          a malformed request: query parameters, cursor, JSON, UTF-8
+ ├── InvalidInput        well-formed records that break a rule (errors name the places)
+ ├── NotFound            no such record, resource or route
+ ├── IdempotencyReused   an Idempotency-Key sent again with a different request
+ └── Unauthenticated     a missing or wrong credential
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ErrorItem:
+    """One problem in a request: where (`pointer`, a JSON Pointer or parameter name) and what."""
+
+    detail: str
+    pointer: str | None = None
+    index: int | None = None
+
+    def as_json(self) -> dict[str, object]:
+        item: dict[str, object] = {"detail": self.detail}
+        if self.pointer is not None:
+            item["pointer"] = self.pointer
+        if self.index is not None:
+            item["index"] = self.index
+        return item
+
+
+class ClubfeedError(Exception):
+    """Base of the errors a caller can act on; `detail` is written for a person."""
+
+    title = "Request failed"
+    slug = "error"
+
+    def __init__(self, detail: str, errors: list[ErrorItem] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+class BadRequest(ClubfeedError):
+    title = "Bad request"
+    slug = "bad-request"
+
+
+class InvalidInput(ClubfeedError):
+    title = "Invalid request"
+    slug = "invalid-request"
+
+
+class NotFound(ClubfeedError):
+    title = "Not found"
+    slug = "not-found"
+
+
+class IdempotencyReused(ClubfeedError):
+    title = "Idempotency key reused"
+    slug = "idempotency-key-reused"
+
+
+class Unauthenticated(ClubfeedError):
+    """`rejected` is True when a credential was presented and is wrong (not merely missing)."""
+
+    title = "Unauthenticated"
+    slug = "unauthenticated"
+
+    def __init__(self, detail: str, *, rejected: bool) -> None:
+        super().__init__(detail)
+        self.rejected = rejected

@@ -1,0 +1,198 @@
+"""The three query kinds: complete transfer, batch lookup by id, and modified range.
+
+Lists page by `change_seq` (keyset, never OFFSET) between bounds fixed by the
+first page: `hi`, the clock's seq when the query began, and for a range the seqs
+matching its datetimes. Within one business a table's seq order is its
+modified_at order, so a datetime bound is one index probe to a seq bound.
+Pages are the stored bodies joined; no record is parsed on the way out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+
+from clubfeed.catalogue import Resource
+from clubfeed.errors import BadRequest, ErrorItem
+from clubfeed.feed import clock
+from clubfeed.feed.cursor import VERSION, CursorSigner, CursorState
+from clubfeed.storage.engine import is_sqlite
+from clubfeed.storage.idlists import ids_value, in_ids
+
+COMPLETE = "complete"
+RANGE = "range"
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """What a list asks: its kind, field filters, and datetime bounds (µs, half-open)."""
+
+    kind: str
+    filters: tuple[tuple[str, str], ...] = ()
+    since_us: int | None = None
+    before_us: int | None = None
+
+    def fingerprint(self) -> tuple[tuple[str, str], ...]:
+        """Everything that must stay the same from one page to the next."""
+        bounds = [("modified_since", self.since_us), ("modified_before", self.before_us)]
+        return tuple(sorted(self.filters + tuple((k, str(v)) for k, v in bounds if v is not None)))
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page: `items` is the records' JSON joined with commas (no brackets)."""
+
+    items: str
+    count: int
+    next_cursor: str | None
+    consistent_until_us: int
+
+
+def _seq_at(conn: Connection, resource: Resource, business_id: int, op: str, us: int) -> int | None:
+    """The first seq with modified_at >= us (`op` ">="), or the last before it (`op` "<")."""
+    order = "ASC" if op == ">=" else "DESC"
+    return conn.execute(
+        text(
+            f"SELECT change_seq FROM {resource.table} WHERE business_id = :b AND modified_at {op} :us "
+            f"ORDER BY modified_at {order}, change_seq {order} LIMIT 1"
+        ),
+        {"b": business_id, "us": us},
+    ).scalar()
+
+
+def _first_position(
+    conn: Connection, resource: Resource, business_id: int, query: ListQuery
+) -> tuple[int, int, int]:
+    """(after, hi, until_us) for a new query: what it may return, and what it promises."""
+    now = clock.read(conn, business_id)
+    after, hi, until_us = 0, now.seq, now.consistent_until_us
+    if query.since_us is not None:
+        first = _seq_at(conn, resource, business_id, ">=", query.since_us)
+        after = hi if first is None else first - 1
+    if query.before_us is not None:
+        until_us = min(until_us, query.before_us)
+        last = _seq_at(conn, resource, business_id, "<", query.before_us)
+        hi = min(hi, 0 if last is None else last)
+    return after, hi, until_us
+
+
+def _page_sql(conn: Connection, resource: Resource, query: ListQuery) -> str:
+    where = ["business_id = :b", "change_seq > :after", "change_seq <= :hi"]
+    if query.kind == COMPLETE:
+        where.append("deleted_at IS NULL")
+    where += [f"{name} = :f_{name}" for name, _ in query.filters]
+    scan = (
+        f"SELECT change_seq, body FROM {resource.table} WHERE {' AND '.join(where)} "
+        "ORDER BY change_seq LIMIT :limit"
+    )
+    if is_sqlite(conn):
+        return scan
+    return (
+        f"WITH page AS ({scan}) SELECT count(*), max(change_seq), "
+        "string_agg(body, ',' ORDER BY change_seq) FROM page"
+    )
+
+
+def _more_sql(resource: Resource, query: ListQuery) -> str:
+    where = ["business_id = :b", "change_seq > :after", "change_seq <= :hi"]
+    if query.kind == COMPLETE:
+        where.append("deleted_at IS NULL")
+    where += [f"{name} = :f_{name}" for name, _ in query.filters]
+    return f"SELECT 1 FROM {resource.table} WHERE {' AND '.join(where)} LIMIT 1"
+
+
+def _scan(
+    conn: Connection, resource: Resource, query: ListQuery, params: dict[str, object]
+) -> tuple[int, int, str]:
+    """(count, last seq, joined bodies) of one page."""
+    result = conn.execute(text(_page_sql(conn, resource, query)), params)
+    if is_sqlite(conn):
+        rows = result.all()
+        if not rows:
+            return 0, 0, ""
+        return len(rows), rows[-1][0], ",".join(row[1] for row in rows)
+    count, last, items = result.one()
+    return count, last or 0, items or ""
+
+
+def list_page(
+    conn: Connection,
+    signer: CursorSigner,
+    *,
+    business_id: int,
+    resource: Resource,
+    query: ListQuery,
+    limit: int,
+    cursor: str | None = None,
+) -> Page:
+    """One page of a complete transfer or a range query, and the cursor of the next."""
+    fingerprint = query.fingerprint()
+    if cursor is None:
+        after, hi, until_us = _first_position(conn, resource, business_id, query)
+    else:
+        state = signer.decode(cursor)
+        _check_cursor(state, business_id, resource, query.kind, fingerprint)
+        after, hi, until_us = state.after, state.hi, state.until_us
+    params: dict[str, object] = {"b": business_id, "after": after, "hi": hi, "limit": limit}
+    params.update({f"f_{name}": value for name, value in query.filters})
+    count, last, items = _scan(conn, resource, query, params)
+    next_cursor = None
+    if (
+        count == limit
+        and conn.execute(text(_more_sql(resource, query)), {**params, "after": last}).first()
+    ):
+        next_cursor = signer.encode(
+            CursorState(
+                VERSION, business_id, resource.name, query.kind, last, hi, until_us, fingerprint
+            )
+        )
+    return Page(items, count, next_cursor, until_us)
+
+
+def _check_cursor(
+    state: CursorState,
+    business_id: int,
+    resource: Resource,
+    kind: str,
+    fingerprint: tuple[tuple[str, str], ...],
+) -> None:
+    problem = None
+    if state.business_id != business_id:
+        problem = "This cursor belongs to another business's query."
+    elif state.resource != resource.name:
+        problem = f"This cursor belongs to a query of {state.resource}, not {resource.name}."
+    elif state.kind != kind or tuple(map(tuple, state.filters)) != fingerprint:
+        problem = (
+            "This cursor belongs to a query with other filters; send the same filters "
+            "as the first page, or follow the Link header."
+        )
+    if problem is not None:
+        raise BadRequest(problem, [ErrorItem(problem, "cursor")])
+
+
+def lookup(
+    conn: Connection, *, business_id: int, resource: Resource, ids: list[str]
+) -> tuple[str, list[str]]:
+    """Records with these ids, in the order asked (tombstones for deleted ones), and the ids not found."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return "", []
+    rows = conn.execute(
+        text(f"SELECT id, body FROM {resource.table} WHERE business_id = :b AND {in_ids(conn)}"),
+        {"b": business_id, "ids": ids_value(conn, wanted)},
+    )
+    found: dict[str, str] = {row[0]: row[1] for row in rows}
+    items = ",".join(found[i] for i in wanted if i in found)
+    return items, [i for i in wanted if i not in found]
+
+
+def get_one(
+    conn: Connection, *, business_id: int, resource: Resource, record_id: str
+) -> tuple[str, bool] | None:
+    """(body, deleted) of one record, or None if this business never had it."""
+    row = conn.execute(
+        text(f"SELECT body, deleted_at FROM {resource.table} WHERE business_id = :b AND id = :id"),
+        {"b": business_id, "id": record_id},
+    ).first()
+    return None if row is None else (row.body, row.deleted_at is not None)

@@ -1,0 +1,77 @@
+"""Turning a validated record into its stored columns and the JSON the feed serves.
+
+The JSON is rendered once, here, at write time, and stored beside the row: a
+feed page is then the stored bodies joined with commas, with no per-record work
+on the read path. Event times at a location are rendered in that location's
+offset at that instant; server times in UTC; both with microseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from clubfeed.catalogue import Kind, Resource
+from clubfeed.timefmt import format_us, to_us
+
+_encoder = msgspec.json.Encoder()
+
+
+@cache
+def _plan(resource: Resource) -> tuple[tuple[str, Kind], ...]:
+    return tuple((f.name, f.kind) for f in resource.fields)
+
+
+def columns_from_record(resource: Resource, record: Any) -> dict[str, Any]:
+    """The typed column values of a decoded record (times as µs, decimals as exact text)."""
+    row: dict[str, Any] = {"id": record.id}
+    for name, kind in _plan(resource):
+        value = getattr(record, name)
+        if value is not None:
+            if kind is Kind.DATETIME:
+                value = to_us(value)
+            elif kind is Kind.DECIMAL:
+                value = format(value, "f")
+        row[name] = value
+    row["extra"] = _encoder.encode(record.extra).decode()
+    return row
+
+
+def render_body(
+    resource: Resource,
+    row: Mapping[Any, Any],
+    zone: ZoneInfo | None,
+    created_us: int,
+    modified_us: int,
+) -> str:
+    """The record's JSON as the feed serves it: id, fields, extra, created_at, modified_at."""
+    out: dict[str, Any] = {"id": row["id"]}
+    for name, kind in _plan(resource):
+        value = row[name]
+        if value is not None:
+            if kind is Kind.DATETIME:
+                value = format_us(value, zone)
+            elif kind is Kind.DATE:
+                value = value.isoformat()
+            elif kind is Kind.BOOL:
+                value = bool(value)
+        out[name] = value
+    out["extra"] = msgspec.Raw(row["extra"].encode())
+    out["created_at"] = format_us(created_us)
+    out["modified_at"] = format_us(modified_us)
+    return _encoder.encode(out).decode()
+
+
+def tombstone_body(record_id: str, modified_us: int) -> str:
+    return _encoder.encode(
+        {"id": record_id, "deleted": True, "modified_at": format_us(modified_us)}
+    ).decode()
+
+
+def content_of(body: str) -> str:
+    """A body without its modified_at, to tell a real change from a resend of the same record."""
+    return body.rpartition(',"modified_at":')[0]

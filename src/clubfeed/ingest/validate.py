@@ -1,0 +1,182 @@
+"""Decoding and validating writes, with msgspec types generated from the catalogue.
+
+msgspec checks types, required fields and unknown fields in C while it parses, and
+names the failing place (`$.upsert[17].user_id`); the few rules it cannot express
+(printable ids, IANA zones, finite decimals, duplicates) are checked here after.
+References to other records need the database and are checked in `write`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
+from typing import Annotated, Any
+
+import msgspec
+
+from clubfeed import catalogue
+from clubfeed.catalogue import Kind, Resource
+from clubfeed.errors import BadRequest, ErrorItem, InvalidInput
+from clubfeed.timefmt import is_timezone
+
+MAX_BATCH = 10_000
+MAX_TEXT = 1_000
+
+RecordId = Annotated[str, msgspec.Meta(min_length=1, max_length=catalogue.MAX_ID_LENGTH)]
+_AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+_Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+
+_PYTHON_TYPES: dict[Kind, Any] = {
+    Kind.TEXT: _Text,
+    Kind.REF: RecordId,
+    Kind.TIMEZONE: Annotated[str, msgspec.Meta(max_length=64)],
+    Kind.DATE: date,
+    Kind.DATETIME: _AwareDatetime,
+    Kind.BOOL: bool,
+    Kind.DECIMAL: Decimal,
+}
+
+
+@cache
+def record_type(resource: Resource) -> type[msgspec.Struct]:
+    """The msgspec Struct a written record of `resource` decodes into."""
+    fields: list[tuple[str, Any, Any] | tuple[str, Any]] = [("id", RecordId | None, None)]
+    for f in resource.fields:
+        python_type = _PYTHON_TYPES[f.kind]
+        if f.kind is Kind.BOOL:
+            fields.append((f.name, python_type, False))
+        elif f.nullable:
+            fields.append((f.name, python_type | None, None))
+        else:
+            fields.append((f.name, python_type))
+    fields.append(("extra", dict[str, Any], msgspec.field(default_factory=dict)))
+    fields += [(name, Any, None) for name in catalogue.SERVER_FIELDS]
+    return msgspec.defstruct(
+        _struct_name(resource), fields, kw_only=True, forbid_unknown_fields=True
+    )
+
+
+@cache
+def batch_type(resource: Resource) -> type[msgspec.Struct]:
+    """The Struct of a batch: `{"upsert": [...], "delete": [...]}`, up to 10,000 items."""
+    records: Any = Annotated[list[record_type(resource)], msgspec.Meta(max_length=MAX_BATCH)]  # type: ignore[misc]
+    ids = Annotated[list[RecordId], msgspec.Meta(max_length=MAX_BATCH)]
+    return msgspec.defstruct(
+        _struct_name(resource) + "Batch",
+        [
+            ("upsert", records, msgspec.field(default_factory=list)),
+            ("delete", ids, msgspec.field(default_factory=list)),
+        ],
+        forbid_unknown_fields=True,
+    )
+
+
+def _struct_name(resource: Resource) -> str:
+    return "".join(part.title() for part in resource.name.split("-"))
+
+
+_PATH = re.compile(r"^\$(?:\.(upsert|delete)\[(\d+)\])?(.*)$")
+
+
+def _decode_error(exc: Exception) -> InvalidInput:
+    """Turn msgspec's message into an error that names the record index and field."""
+    message = str(exc)
+    detail, _, where = message.rpartition(" - at `")
+    if not detail:
+        return InvalidInput(f"The request body is not valid: {message}. Nothing was written.")
+    path = where.rstrip("`")
+    match = _PATH.match(path)
+    pointer = (
+        "/" + path[2:].replace(".", "/").replace("[", "/").replace("]", "") if path != "$" else ""
+    )
+    index = int(match.group(2)) if match and match.group(2) else None
+    item = ErrorItem(detail=detail, pointer=pointer or None, index=index)
+    return InvalidInput(_summary([item]), [item])
+
+
+def decode(data: bytes, struct_type: type[msgspec.Struct]) -> Any:
+    """Decode a request body into `struct_type`, or raise InvalidInput saying where it is wrong."""
+    try:
+        return msgspec.json.decode(data, type=struct_type)
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"The request body is not valid UTF-8 (byte {exc.start}).") from exc
+    except msgspec.ValidationError as exc:
+        raise _decode_error(exc) from exc
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}.") from exc
+
+
+def check_id(record_id: str, pointer: str, index: int | None = None) -> ErrorItem | None:
+    """Ids are 1–64 printable characters (no control characters or line breaks)."""
+    if not record_id or len(record_id) > catalogue.MAX_ID_LENGTH:
+        return ErrorItem("An id must be 1 to 64 characters long.", pointer, index)
+    if not record_id.isprintable():
+        return ErrorItem("An id may hold only printable characters.", pointer, index)
+    return None
+
+
+def check_records(
+    resource: Resource, records: list[Any], deletes: list[str], *, in_batch: bool = True
+) -> None:
+    """The rules msgspec cannot express; raise InvalidInput listing every failing place."""
+    errors: list[ErrorItem] = []
+    seen: dict[str, int] = {}
+    prefix = "/upsert/" if in_batch else "/"
+    timezone_fields = [f.name for f in resource.fields if f.kind is Kind.TIMEZONE]
+    decimal_fields = [f.name for f in resource.fields if f.kind is Kind.DECIMAL]
+    for index, record in enumerate(records):
+        at = index if in_batch else None
+        base = f"{prefix}{index}/" if in_batch else "/"
+        if record.id is None:
+            errors.append(ErrorItem("Every record needs an id.", f"{base}id", at))
+            continue
+        if (problem := check_id(record.id, f"{base}id", at)) is not None:
+            errors.append(problem)
+        if record.id in seen:
+            errors.append(
+                ErrorItem(
+                    f"Id {record.id!r} appears twice (also at upsert {seen[record.id]}).",
+                    f"{base}id",
+                    at,
+                )
+            )
+        seen.setdefault(record.id, index)
+        for name in timezone_fields:
+            value = getattr(record, name)
+            if value is not None and not is_timezone(value):
+                errors.append(
+                    ErrorItem(
+                        f"{value!r} is not an IANA time zone (e.g. America/New_York).",
+                        base + name,
+                        at,
+                    )
+                )
+        for name in decimal_fields:
+            value = getattr(record, name)
+            if value is not None and not value.is_finite():
+                errors.append(
+                    ErrorItem(f"{name} must be a finite decimal number.", base + name, at)
+                )
+    deleted: set[str] = set()
+    for index, record_id in enumerate(deletes):
+        pointer = f"/delete/{index}"
+        if (problem := check_id(record_id, pointer, index)) is not None:
+            errors.append(problem)
+        if record_id in seen:
+            errors.append(
+                ErrorItem(f"Id {record_id!r} is both upserted and deleted.", pointer, index)
+            )
+        if record_id in deleted:
+            errors.append(ErrorItem(f"Id {record_id!r} is deleted twice.", pointer, index))
+        deleted.add(record_id)
+    if errors:
+        raise InvalidInput(_summary(errors), errors)
+
+
+def _summary(errors: list[ErrorItem]) -> str:
+    first = errors[0]
+    where = f" at {first.pointer}" if first.pointer else ""
+    more = f" ({len(errors) - 1} more problems listed in errors)" if len(errors) > 1 else ""
+    return f"{first.detail}{where}{more}. Nothing was written."

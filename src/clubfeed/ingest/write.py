@@ -1,0 +1,338 @@
+"""Applying a validated write: one transaction, all or nothing, stamped by the change clock.
+
+Order inside the transaction matters: the clock row is locked first, so every
+later read (existing rows, references, time zones) sees everything committed
+before, and nothing else of this business can commit until this does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, Table, bindparam, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from clubfeed import catalogue
+from clubfeed.catalogue import Resource
+from clubfeed.errors import ErrorItem, InvalidInput, NotFound
+from clubfeed.feed import clock
+from clubfeed.ingest import idempotency
+from clubfeed.ingest.idempotency import StoredResponse
+from clubfeed.ingest.render import (
+    columns_from_record,
+    content_of,
+    render_body,
+    tombstone_body,
+)
+from clubfeed.storage.engine import is_sqlite, write_transaction
+from clubfeed.storage.idlists import ids_value, in_ids
+from clubfeed.storage.schema import RESOURCE_TABLES
+from clubfeed.timefmt import zone
+
+
+@dataclass
+class Changes:
+    """What a write did, by id; `bodies` holds each touched record's JSON as now stored."""
+
+    modified_us: int
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    bodies: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Existing:
+    created_at: int
+    deleted_at: int | None
+    body: str
+    timezone: str | None
+
+
+def _pointer(in_batch: bool, index: int, name: str, part: str = "upsert") -> str:
+    return f"/{part}/{index}/{name}" if in_batch else f"/{name}"
+
+
+def _existing(
+    conn: Connection, resource: Resource, business_id: int, ids: list[str]
+) -> dict[str, _Existing]:
+    if not ids:
+        return {}
+    tz_column = ", timezone" if "timezone" in resource.field_by_name else ", NULL AS timezone"
+    rows = conn.execute(
+        text(
+            f"SELECT id, created_at, deleted_at, body{tz_column} FROM {resource.table} "
+            f"WHERE business_id = :b AND {in_ids(conn)}"
+        ),
+        {"b": business_id, "ids": ids_value(conn, ids)},
+    )
+    return {r.id: _Existing(r.created_at, r.deleted_at, r.body, r.timezone) for r in rows}
+
+
+def _live_targets(
+    conn: Connection, target: Resource, business_id: int, ids: set[str]
+) -> dict[str, str | None]:
+    """Live records of `target` among `ids`, with their time zone when `target` has one."""
+    if not ids:
+        return {}
+    tz_column = ", timezone" if "timezone" in target.field_by_name else ", NULL AS timezone"
+    rows = conn.execute(
+        text(
+            f"SELECT id{tz_column} FROM {target.table} "
+            f"WHERE business_id = :b AND deleted_at IS NULL AND {in_ids(conn)}"
+        ),
+        {"b": business_id, "ids": ids_value(conn, sorted(ids))},
+    )
+    return {r.id: r.timezone for r in rows}
+
+
+def _check_references(
+    conn: Connection,
+    resource: Resource,
+    business_id: int,
+    rows: list[dict[str, Any]],
+    in_batch: bool,
+) -> dict[str, ZoneInfo]:
+    """Every reference must name a live record of this business (or one earlier in the batch).
+
+    Returns the zones of the locations the rows reference, for rendering local times.
+    """
+    errors: list[ErrorItem] = []
+    zones: dict[str, ZoneInfo] = {}
+    for ref in resource.refs:
+        assert ref.ref is not None
+        target = catalogue.get(ref.ref)
+        wanted = {row[ref.name] for row in rows if row[ref.name] is not None}
+        live = _live_targets(conn, target, business_id, wanted)
+        if ref.name == "location_id":
+            zones = {loc: zone(tz) for loc, tz in live.items() if tz is not None}
+        earlier: set[str] = set()
+        for index, row in enumerate(rows):
+            value = row[ref.name]
+            if value is not None and value not in live and value not in earlier:
+                errors.append(
+                    ErrorItem(
+                        f"{ref.name} names {target.name} record {value!r}, which this business "
+                        "does not have; write that record first",
+                        _pointer(in_batch, index, ref.name),
+                        index if in_batch else None,
+                    )
+                )
+            if target is resource:
+                earlier.add(row["id"])
+    if errors:
+        raise InvalidInput(
+            f"{errors[0].detail} ({errors[0].pointer}). Nothing was written."
+            + (f" {len(errors)} references are missing." if len(errors) > 1 else ""),
+            errors,
+        )
+    return zones
+
+
+def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    dialect_insert = sqlite.insert if is_sqlite(conn) else postgresql.insert
+    stmt = dialect_insert(table)
+    keys = {"business_id", "id"}
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["business_id", "id"],
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
+    )
+    conn.execute(stmt, rows)
+
+
+def _stamp(conn: Connection, table: Table, stamps: list[dict[str, Any]]) -> None:
+    """Give existing rows a new seq, instant and body (deletes and re-renders)."""
+    conn.execute(
+        update(table)
+        .where(table.c.business_id == bindparam("b_business_id"), table.c.id == bindparam("b_id"))
+        .values(
+            change_seq=bindparam("change_seq"),
+            modified_at=bindparam("modified_at"),
+            deleted_at=bindparam("deleted_at"),
+            body=bindparam("body"),
+        ),
+        stamps,
+    )
+
+
+def apply_changes(
+    conn: Connection,
+    *,
+    business_id: int,
+    resource: Resource,
+    upserts: Sequence[Any],
+    deletes: Sequence[str],
+    in_batch: bool = True,
+) -> Changes:
+    """Write validated records and deletes in the caller's transaction; InvalidInput changes nothing.
+
+    The caller commits. Records identical to what is stored are left alone, so a
+    POS resending its data does not flood the feed with non-changes.
+    """
+    table = RESOURCE_TABLES[resource.name]
+    tick = clock.advance(conn, business_id, len(upserts) + len(deletes))
+    changes = Changes(modified_us=tick.us)
+    rows = [columns_from_record(resource, record) for record in upserts]
+    existing = _existing(conn, resource, business_id, [r["id"] for r in rows] + list(deletes))
+    zones = _check_references(conn, resource, business_id, rows, in_batch)
+    missing = [i for i, record_id in enumerate(deletes) if record_id not in existing]
+    if missing:
+        errors = [
+            ErrorItem(
+                f"There is no {resource.name} record {deletes[i]!r} to delete",
+                f"/delete/{i}" if in_batch else None,
+                i if in_batch else None,
+            )
+            for i in missing
+        ]
+        error_type = InvalidInput if in_batch else NotFound
+        raise error_type(f"{errors[0].detail}. Nothing was written.", errors if in_batch else None)
+
+    written: list[dict[str, Any]] = []
+    moved_zones: list[tuple[str, ZoneInfo]] = []
+    for offset, row in enumerate(rows):
+        record_id = row["id"]
+        before = existing.get(record_id)
+        live = before if before is not None and before.deleted_at is None else None
+        created_us = live.created_at if live is not None else tick.us
+        location_zone = zones.get(row["location_id"]) if resource.has_local_times else None
+        body = render_body(resource, row, location_zone, created_us, tick.us)
+        if live is not None and content_of(live.body) == content_of(body):
+            changes.unchanged.append(record_id)
+            changes.bodies[record_id] = live.body
+            continue
+        (changes.updated if live is not None else changes.created).append(record_id)
+        if live is not None and live.timezone not in (None, row.get("timezone")):
+            moved_zones.append((record_id, zone(row["timezone"])))
+        row.update(
+            business_id=business_id,
+            change_seq=tick.first + offset,
+            created_at=created_us,
+            modified_at=tick.us,
+            deleted_at=None,
+            body=body,
+        )
+        changes.bodies[record_id] = body
+        written.append(row)
+    if written:
+        _upsert(conn, table, written)
+
+    stamps: list[dict[str, Any]] = []
+    for offset, record_id in enumerate(deletes, start=tick.first + len(rows)):
+        before = existing[record_id]
+        if before.deleted_at is not None:
+            changes.unchanged.append(record_id)
+            changes.bodies[record_id] = before.body
+            continue
+        body = tombstone_body(record_id, tick.us)
+        stamps.append(
+            {
+                "b_business_id": business_id,
+                "b_id": record_id,
+                "change_seq": offset,
+                "modified_at": tick.us,
+                "deleted_at": tick.us,
+                "body": body,
+            }
+        )
+        changes.deleted.append(record_id)
+        changes.bodies[record_id] = body
+    if stamps:
+        _stamp(conn, table, stamps)
+
+    for location_id, new_zone in moved_zones:
+        _rerender_local_times(conn, business_id, location_id, new_zone, tick)
+    return changes
+
+
+def _rerender_local_times(
+    conn: Connection, business_id: int, location_id: str, new_zone: ZoneInfo, tick: clock.Tick
+) -> None:
+    """A location changed time zone: its events' offsets change, so restamp them for pollers."""
+    for dependent in catalogue.dependents_with_local_times():
+        table = RESOURCE_TABLES[dependent.name]
+        rows = (
+            conn.execute(
+                select(table)
+                .where(
+                    table.c.business_id == business_id,
+                    table.c.location_id == location_id,
+                    table.c.deleted_at.is_(None),
+                )
+                .order_by(table.c.change_seq)
+            )
+            .mappings()
+            .all()
+        )
+        if not rows:
+            continue
+        first = clock.extend(conn, business_id, len(rows))
+        _stamp(
+            conn,
+            table,
+            [
+                {
+                    "b_business_id": business_id,
+                    "b_id": row["id"],
+                    "change_seq": first + i,
+                    "modified_at": tick.us,
+                    "deleted_at": None,
+                    "body": render_body(dependent, row, new_zone, row["created_at"], tick.us),
+                }
+                for i, row in enumerate(rows)
+            ],
+        )
+
+
+class _Replayed(Exception):
+    """Raised inside the transaction to roll it back and answer with a stored response."""
+
+    def __init__(self, response: StoredResponse) -> None:
+        super().__init__()
+        self.response = response
+
+
+@dataclass(frozen=True)
+class IdempotencyRequest:
+    key: str
+    fingerprint: bytes
+
+
+def write(
+    engine: Engine,
+    *,
+    business_id: int,
+    resource: Resource,
+    upserts: Sequence[Any],
+    deletes: Sequence[str],
+    respond: Callable[[Changes], StoredResponse],
+    idempotency_request: IdempotencyRequest | None = None,
+    in_batch: bool = True,
+) -> StoredResponse:
+    """Run one write in its own transaction and answer it; a replayed key answers as before."""
+    try:
+        with write_transaction(engine) as conn:
+            if idempotency_request is not None:
+                key, fingerprint = idempotency_request.key, idempotency_request.fingerprint
+                clock.lock(conn, business_id)
+                stored = idempotency.find(conn, business_id, key, fingerprint)
+                if stored is not None:
+                    raise _Replayed(stored)
+            changes = apply_changes(
+                conn,
+                business_id=business_id,
+                resource=resource,
+                upserts=upserts,
+                deletes=deletes,
+                in_batch=in_batch,
+            )
+            response = respond(changes)
+            if idempotency_request is not None:
+                idempotency.store(conn, business_id, key, fingerprint, response)
+    except _Replayed as replay:
+        return replay.response
+    return response

@@ -1,0 +1,141 @@
+"""Tables: the service's own, plus one per catalogue resource.
+
+Every key starts with `business_id`, so a Citus cluster can distribute every
+table by tenant and keep each transaction on one shard. Times the server
+computes with are integer microseconds since the Unix epoch, UTC.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from typing import Any
+
+from sqlalchemy.types import TypeEngine
+
+from clubfeed import catalogue
+from clubfeed.catalogue import Kind, Resource
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+businesses = Table(
+    "businesses",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("name", Text, nullable=False),
+    Column("shared_secret_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("ingest_key_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+integrators = Table(
+    "integrators",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("name", Text, nullable=False),
+    Column("key_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+change_clock = Table(
+    "change_clock",
+    metadata,
+    Column("business_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("last_us", BigInteger, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("business_id", BigInteger, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("request_hash", LargeBinary(32), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response_body", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("business_id", "key"),
+)
+
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+
+_COLUMN_TYPES: dict[Kind, type[TypeEngine[Any]]] = {
+    Kind.TEXT: Text,
+    Kind.REF: Text,
+    Kind.TIMEZONE: Text,
+    Kind.DECIMAL: Text,  # exact, and the same on both databases
+    Kind.DATE: Date,
+    Kind.DATETIME: BigInteger,  # microseconds since the epoch, UTC
+    Kind.BOOL: Boolean,
+}
+
+
+def _resource_table(resource: Resource) -> Table:
+    """A resource's table: its fields as columns plus the feed's bookkeeping.
+
+    `body` holds the record's JSON exactly as the feed serves it (or its tombstone),
+    rendered once at write time so that a page is the rows' bodies joined.
+    """
+    name = resource.table
+    columns: list[Column[object]] = [
+        Column("business_id", BigInteger, nullable=False),
+        Column("id", Text, nullable=False),
+        Column("change_seq", BigInteger, nullable=False),
+        Column("created_at", BigInteger, nullable=False),
+        Column("modified_at", BigInteger, nullable=False),
+        Column("deleted_at", BigInteger, nullable=True),
+        Column("body", Text, nullable=False),
+        Column("extra", Text, nullable=False),
+    ]
+    columns += [Column(f.name, _COLUMN_TYPES[f.kind], nullable=f.nullable) for f in resource.fields]
+    table = Table(
+        name,
+        metadata,
+        *columns,
+        PrimaryKeyConstraint("business_id", "id"),
+        UniqueConstraint("business_id", "change_seq"),
+    )
+    Index(
+        f"ix_{name}_business_id_modified_at_change_seq",
+        table.c.business_id,
+        table.c.modified_at,
+        table.c.change_seq,
+    )
+    for filter_name in resource.filters:
+        Index(
+            f"ix_{name}_business_id_{filter_name}_change_seq",
+            table.c.business_id,
+            table.c[filter_name],
+            table.c.change_seq,
+        )
+    return table
+
+
+RESOURCE_TABLES: dict[str, Table] = {r.name: _resource_table(r) for r in catalogue.RESOURCES}

@@ -1,0 +1,79 @@
+"""Every resource, through real HTTP on both databases: write, read back, list, look up, delete."""
+
+from __future__ import annotations
+
+import pytest
+
+from clubfeed import catalogue
+from tests.factories import WRITE_ORDER, Api, record
+
+RESOURCE_NAMES = [r.name for r in catalogue.RESOURCES]
+
+
+def test_write_order_covers_the_catalogue() -> None:
+    assert sorted(WRITE_ORDER) == sorted(RESOURCE_NAMES)
+
+
+@pytest.mark.parametrize("name", RESOURCE_NAMES)
+def test_put_then_get_returns_the_record_as_written(api: Api, name: str) -> None:
+    refs = api.seed()
+    body = record(name, "x/ 1", refs)
+
+    created = api.put(name, "x%2F%201", body)
+    assert created.status_code == 201, created.text
+    stored = created.json()
+    for key, value in body.items():
+        if (
+            catalogue.get(name).field_by_name.get(key) is None
+            or catalogue.get(name).field_by_name[key].kind is not catalogue.Kind.DATETIME
+        ):
+            assert stored[key] == value, key
+    assert stored["created_at"].endswith("+00:00") and stored["modified_at"] == stored["created_at"]
+
+    fetched = api.get(f"/v1/{name}/x%2F%201")
+    assert fetched.status_code == 200
+    assert fetched.headers["content-type"] == "application/json"
+    assert fetched.json() == stored
+
+
+@pytest.mark.parametrize("name", RESOURCE_NAMES)
+def test_another_business_never_sees_the_record(api: Api, other_api: Api, name: str) -> None:
+    refs = api.seed()
+    other_api.seed()
+    assert api.put(name, "mine", record(name, "mine", refs)).status_code == 201
+
+    assert other_api.get(f"/v1/{name}/mine").status_code == 404
+    assert "mine" not in [r["id"] for r in other_api.read_all(f"/v1/{name}")]
+    looked_up = other_api.get(f"/v1/{name}", params={"ids": "mine"}).json()
+    assert looked_up == {"data": [], "missing": ["mine"]}
+    assert "mine" in [r["id"] for r in api.read_all(f"/v1/{name}")]
+
+
+def test_delete_leaves_a_tombstone_in_range_queries_and_lookups(api: Api) -> None:
+    refs = api.seed()
+    api.put("checkins", "c-2", record("checkins", "c-2", refs))
+    deleted = api.delete("checkins", "c-2")
+    assert deleted.status_code == 200
+    tombstone = deleted.json()
+    assert set(tombstone) == {"id", "deleted", "modified_at"} and tombstone["deleted"] is True
+
+    assert [r["id"] for r in api.read_all("/v1/checkins")] == ["che-1"]
+    ranged = api.read_all("/v1/checkins", modified_since="2000-01-01T00:00:00Z")
+    assert ranged[-1] == tombstone
+    assert api.get("/v1/checkins", params={"ids": "c-2,che-1,nope"}).json()["data"][0] == tombstone
+    assert api.get("/v1/checkins/c-2").status_code == 404
+    assert api.delete("checkins", "never").status_code == 404
+
+
+def test_event_times_carry_the_locations_offset(api: Api) -> None:
+    api.put("locations", "adelaide", record("locations", "adelaide", timezone="Australia/Adelaide"))
+    api.put("users", "u", record("users", "u"))
+    checkin = record(
+        "checkins",
+        "c",
+        {"locations": "adelaide", "users": "u"},
+        checked_in_at="2026-01-15T00:00:00.000001Z",
+    )
+    stored = api.put("checkins", "c", checkin).json()
+    # Adelaide is on daylight time (+10:30) in January.
+    assert stored["checked_in_at"] == "2026-01-15T10:30:00.000001+10:30"
