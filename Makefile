@@ -17,7 +17,8 @@ run: $(STAMP)
 	$(BIN)/clubfeed serve --port $(PORT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 unit: $(STAMP)

@@ -7,6 +7,8 @@ computes with are integer microseconds since the Unix epoch, UTC.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -21,8 +23,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from typing import Any
-
 from sqlalchemy.types import TypeEngine
 
 from clubfeed import catalogue
