@@ -23,7 +23,7 @@ class Kind(Enum):
     TIMEZONE = "timezone"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Field:
     """One field of a resource.
 
@@ -38,13 +38,16 @@ class Field:
     description: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Resource:
     """A resource: its URL name, table, fields and list filters.
 
+    Declarations are singletons compared by identity (eq=False), which keeps them
+    cheap to use as cache keys on hot paths.
+
     `filters` are field names a list may be narrowed by (`?location_id=…`).
     Datetime fields of a resource that has a `location_id` are rendered in that
-    location's local offset (see `local_time_field_names`).
+    location's local offset (see `has_local_times`).
     """
 
     name: str

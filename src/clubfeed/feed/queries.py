@@ -17,7 +17,7 @@ from clubfeed.catalogue import Resource
 from clubfeed.errors import BadRequest, ErrorItem
 from clubfeed.feed import clock
 from clubfeed.feed.cursor import VERSION, CursorSigner, CursorState
-from clubfeed.storage.engine import is_sqlite
+from clubfeed.storage.fast import fetch_tuples
 from clubfeed.storage.idlists import ids_value, in_ids
 
 COMPLETE = "complete"
@@ -77,43 +77,16 @@ def _first_position(
     return after, hi, until_us
 
 
-def _page_sql(conn: Connection, resource: Resource, query: ListQuery) -> str:
+def _page_sql(resource: Resource, query: ListQuery) -> str:
+    """One keyset scan of the (business_id, change_seq) index; limit + 1 rows tell if more follow."""
     where = ["business_id = :b", "change_seq > :after", "change_seq <= :hi"]
     if query.kind == COMPLETE:
         where.append("deleted_at IS NULL")
     where += [f"{name} = :f_{name}" for name, _ in query.filters]
-    scan = (
-        f"SELECT change_seq, body FROM {resource.table} WHERE {' AND '.join(where)} "
-        "ORDER BY change_seq LIMIT :limit"
-    )
-    if is_sqlite(conn):
-        return scan
     return (
-        f"WITH page AS ({scan}) SELECT count(*), max(change_seq), "
-        "string_agg(body, ',' ORDER BY change_seq) FROM page"
+        f"SELECT change_seq, body FROM {resource.table} WHERE {' AND '.join(where)} "
+        "ORDER BY change_seq LIMIT :limit_plus_one"
     )
-
-
-def _more_sql(resource: Resource, query: ListQuery) -> str:
-    where = ["business_id = :b", "change_seq > :after", "change_seq <= :hi"]
-    if query.kind == COMPLETE:
-        where.append("deleted_at IS NULL")
-    where += [f"{name} = :f_{name}" for name, _ in query.filters]
-    return f"SELECT 1 FROM {resource.table} WHERE {' AND '.join(where)} LIMIT 1"
-
-
-def _scan(
-    conn: Connection, resource: Resource, query: ListQuery, params: dict[str, object]
-) -> tuple[int, int, str]:
-    """(count, last seq, joined bodies) of one page."""
-    result = conn.execute(text(_page_sql(conn, resource, query)), params)
-    if is_sqlite(conn):
-        rows = result.all()
-        if not rows:
-            return 0, 0, ""
-        return len(rows), rows[-1][0], ",".join(row[1] for row in rows)
-    count, last, items = result.one()
-    return count, last or 0, items or ""
 
 
 def list_page(
@@ -134,20 +107,24 @@ def list_page(
         state = signer.decode(cursor)
         _check_cursor(state, business_id, resource, query.kind, fingerprint)
         after, hi, until_us = state.after, state.hi, state.until_us
-    params: dict[str, object] = {"b": business_id, "after": after, "hi": hi, "limit": limit}
+    params: dict[str, object] = {
+        "b": business_id,
+        "after": after,
+        "hi": hi,
+        "limit_plus_one": limit + 1,
+    }
     params.update({f"f_{name}": value for name, value in query.filters})
-    count, last, items = _scan(conn, resource, query, params)
+    rows = fetch_tuples(conn, _page_sql(resource, query), params)
     next_cursor = None
-    if (
-        count == limit
-        and conn.execute(text(_more_sql(resource, query)), {**params, "after": last}).first()
-    ):
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1][0]
         next_cursor = signer.encode(
             CursorState(
                 VERSION, business_id, resource.name, query.kind, last, hi, until_us, fingerprint
             )
         )
-    return Page(items, count, next_cursor, until_us)
+    return Page(",".join(row[1] for row in rows), len(rows), next_cursor, until_us)
 
 
 def _check_cursor(

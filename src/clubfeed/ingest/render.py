@@ -45,10 +45,13 @@ def render_body(
     resource: Resource,
     row: Mapping[Any, Any],
     zone: ZoneInfo | None,
-    created_us: int,
-    modified_us: int,
+    created_at: str,
+    modified_at: str,
 ) -> str:
-    """The record's JSON as the feed serves it: id, fields, extra, created_at, modified_at."""
+    """The record's JSON as the feed serves it: id, fields, extra, created_at, modified_at.
+
+    The server times come formatted, since a whole batch usually shares them.
+    """
     out: dict[str, Any] = {"id": row["id"]}
     for name, kind in _plan(resource):
         value = row[name]
@@ -61,15 +64,13 @@ def render_body(
                 value = bool(value)
         out[name] = value
     out["extra"] = msgspec.Raw(row["extra"].encode())
-    out["created_at"] = format_us(created_us)
-    out["modified_at"] = format_us(modified_us)
+    out["created_at"] = created_at
+    out["modified_at"] = modified_at
     return _encoder.encode(out).decode()
 
 
-def tombstone_body(record_id: str, modified_us: int) -> str:
-    return _encoder.encode(
-        {"id": record_id, "deleted": True, "modified_at": format_us(modified_us)}
-    ).decode()
+def tombstone_body(record_id: str, modified_at: str) -> str:
+    return _encoder.encode({"id": record_id, "deleted": True, "modified_at": modified_at}).decode()
 
 
 def content_of(body: str) -> str:

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, Table, bindparam, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, select, text
 
 from clubfeed import catalogue
 from clubfeed.catalogue import Resource
@@ -27,10 +26,11 @@ from clubfeed.ingest.render import (
     render_body,
     tombstone_body,
 )
-from clubfeed.storage.engine import is_sqlite, write_transaction
+from clubfeed.storage import bulk
+from clubfeed.storage.engine import write_transaction
 from clubfeed.storage.idlists import ids_value, in_ids
 from clubfeed.storage.schema import RESOURCE_TABLES
-from clubfeed.timefmt import zone
+from clubfeed.timefmt import format_us, zone
 
 
 @dataclass
@@ -133,32 +133,6 @@ def _check_references(
     return zones
 
 
-def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    dialect_insert = sqlite.insert if is_sqlite(conn) else postgresql.insert
-    stmt = dialect_insert(table)
-    keys = {"business_id", "id"}
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["business_id", "id"],
-        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
-    )
-    conn.execute(stmt, rows)
-
-
-def _stamp(conn: Connection, table: Table, stamps: list[dict[str, Any]]) -> None:
-    """Give existing rows a new seq, instant and body (deletes and re-renders)."""
-    conn.execute(
-        update(table)
-        .where(table.c.business_id == bindparam("b_business_id"), table.c.id == bindparam("b_id"))
-        .values(
-            change_seq=bindparam("change_seq"),
-            modified_at=bindparam("modified_at"),
-            deleted_at=bindparam("deleted_at"),
-            body=bindparam("body"),
-        ),
-        stamps,
-    )
-
-
 def apply_changes(
     conn: Connection,
     *,
@@ -192,6 +166,8 @@ def apply_changes(
         error_type = InvalidInput if in_batch else NotFound
         raise error_type(f"{errors[0].detail}. Nothing was written.", errors if in_batch else None)
 
+    modified_at = format_us(tick.us)
+    local_times = resource.has_local_times
     written: list[dict[str, Any]] = []
     moved_zones: list[tuple[str, ZoneInfo]] = []
     for offset, row in enumerate(rows):
@@ -199,8 +175,9 @@ def apply_changes(
         before = existing.get(record_id)
         live = before if before is not None and before.deleted_at is None else None
         created_us = live.created_at if live is not None else tick.us
-        location_zone = zones.get(row["location_id"]) if resource.has_local_times else None
-        body = render_body(resource, row, location_zone, created_us, tick.us)
+        created_at = format_us(created_us) if live is not None else modified_at
+        location_zone = zones.get(row["location_id"]) if local_times else None
+        body = render_body(resource, row, location_zone, created_at, modified_at)
         if live is not None and content_of(live.body) == content_of(body):
             changes.unchanged.append(record_id)
             changes.bodies[record_id] = live.body
@@ -218,8 +195,7 @@ def apply_changes(
         )
         changes.bodies[record_id] = body
         written.append(row)
-    if written:
-        _upsert(conn, table, written)
+    bulk.upsert(conn, table, written)
 
     stamps: list[dict[str, Any]] = []
     for offset, record_id in enumerate(deletes, start=tick.first + len(rows)):
@@ -228,11 +204,10 @@ def apply_changes(
             changes.unchanged.append(record_id)
             changes.bodies[record_id] = before.body
             continue
-        body = tombstone_body(record_id, tick.us)
+        body = tombstone_body(record_id, modified_at)
         stamps.append(
             {
-                "b_business_id": business_id,
-                "b_id": record_id,
+                "id": record_id,
                 "change_seq": offset,
                 "modified_at": tick.us,
                 "deleted_at": tick.us,
@@ -241,16 +216,20 @@ def apply_changes(
         )
         changes.deleted.append(record_id)
         changes.bodies[record_id] = body
-    if stamps:
-        _stamp(conn, table, stamps)
+    bulk.restamp(conn, table, business_id, stamps)
 
     for location_id, new_zone in moved_zones:
-        _rerender_local_times(conn, business_id, location_id, new_zone, tick)
+        _rerender_local_times(conn, business_id, location_id, new_zone, tick, modified_at)
     return changes
 
 
 def _rerender_local_times(
-    conn: Connection, business_id: int, location_id: str, new_zone: ZoneInfo, tick: clock.Tick
+    conn: Connection,
+    business_id: int,
+    location_id: str,
+    new_zone: ZoneInfo,
+    tick: clock.Tick,
+    modified_at: str,
 ) -> None:
     """A location changed time zone: its events' offsets change, so restamp them for pollers."""
     for dependent in catalogue.dependents_with_local_times():
@@ -271,17 +250,19 @@ def _rerender_local_times(
         if not rows:
             continue
         first = clock.extend(conn, business_id, len(rows))
-        _stamp(
+        bulk.restamp(
             conn,
             table,
+            business_id,
             [
                 {
-                    "b_business_id": business_id,
-                    "b_id": row["id"],
+                    "id": row["id"],
                     "change_seq": first + i,
                     "modified_at": tick.us,
                     "deleted_at": None,
-                    "body": render_body(dependent, row, new_zone, row["created_at"], tick.us),
+                    "body": render_body(
+                        dependent, row, new_zone, format_us(row["created_at"]), modified_at
+                    ),
                 }
                 for i, row in enumerate(rows)
             ],
