@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/clubfeed db upgrade
+	$(BIN)/clubfeed demo --port $(PORT)
 	$(BIN)/clubfeed serve --port $(PORT)
 
 lint: $(STAMP)
@@ -26,8 +27,10 @@ unit: $(STAMP)
 
 test: lint unit
 
+# `make bench BENCH_ARGS="--rows 100000 --backends sqlite"` for a quick run.
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) clubfeed.db clubfeed.db-wal clubfeed.db-shm

@@ -6,10 +6,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from clubfeed.auth import credentials
 from clubfeed.errors import ClubfeedError
@@ -30,14 +33,38 @@ class Context:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.settings.database_url, pool_size=2)
+            try:
+                self._engine = make_engine(self.settings.database_url, pool_size=2)
+            except (ArgumentError, ValueError) as exc:
+                raise click.ClickException(f"Bad database URL: {exc}") from exc
         return self._engine
 
 
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Reports a database failure as one clear message, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as exc:
+            raise click.ClickException(_database_problem(ctx, exc)) from exc
+
+
+def _database_problem(ctx: click.Context, exc: DBAPIError) -> str:
+    lines = str(exc.orig or exc).strip().splitlines()
+    reason = lines[0] if lines else type(exc.orig).__name__
+    cli = ctx.find_object(Context)
+    where = f" {_safe_url(cli.settings.database_url)}" if cli is not None else ""
+    # 42P01 is PostgreSQL's undefined_table; SQLite says "no such table".
+    unmigrated = getattr(exc.orig, "sqlstate", None) == "42P01" or "no such table" in reason
+    hint = " Run `clubfeed db upgrade` to create or migrate the schema." if unmigrated else ""
+    return f"Database{where} failed: {reason}.{hint}"
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--database-url",
     envvar="CLUBFEED_DATABASE_URL",
@@ -66,7 +93,7 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
 
     os.environ["CLUBFEED_DATABASE_URL"] = ctx.settings.database_url
     err.print(
-        f"clubfeed serving {_safe_url(ctx.settings.database_url)} on http://{host}:{port} "
+        f"clubfeed serving {escape(_safe_url(ctx.settings.database_url))} on http://{host}:{port} "
         f"(docs at http://{host}:{port}/docs)"
     )
     uvicorn.run(
@@ -98,7 +125,7 @@ def db_upgrade(ctx: Context) -> None:
     from clubfeed.storage.migrate import upgrade
 
     upgrade(ctx.engine)
-    err.print(f"Database {_safe_url(ctx.settings.database_url)} is up to date.")
+    err.print(f"Database {escape(_safe_url(ctx.settings.database_url))} is up to date.")
 
 
 @main.group()
@@ -232,3 +259,15 @@ def import_(ctx: Context, resource: str, file: Path, business_id: int, batch_siz
         raise click.ClickException(exc.detail) from exc
     if report.failed_lines:
         sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--port", default=8000, show_default=True, type=int, help="Port the printed examples call."
+)
+@pass_context
+def demo(ctx: Context, port: int) -> None:
+    """Load the seeded demo gym chain (once) and print fresh credentials to read and write it."""
+    from clubfeed.demo import ensure_demo
+
+    ensure_demo(ctx.engine, console=err, base_url=f"http://127.0.0.1:{port}")

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 import clubfeed
@@ -51,7 +52,9 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         engine.dispose()
 
-    app = FastAPI(
+    # FastAPIOffline serves the Swagger UI and ReDoc assets itself: /docs works with
+    # no third-party CDN, as on an air-gapped deployment.
+    app = FastAPIOffline(
         title="clubfeed",
         version=clubfeed.__version__,
         description=DESCRIPTION,

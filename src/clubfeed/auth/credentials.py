@@ -12,7 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from clubfeed.feed import clock
 from clubfeed.storage.schema import businesses, integrators
@@ -64,15 +64,23 @@ def create_business(conn: Connection, name: str) -> NewBusiness:
     return NewBusiness(business_id, name, secret, ingest_key)
 
 
+def _rotate(conn: Connection, table: Table, row_id: int, column: str, prefix: str) -> str | None:
+    """Store a fresh token's hash in `column` of row `row_id`; the new token, or None if no row."""
+    token = new_token(prefix)
+    result = conn.execute(
+        update(table).where(table.c.id == row_id).values({column: token_hash(token)})
+    )
+    return token if result.rowcount == 1 else None
+
+
 def rotate_shared_secret(conn: Connection, business_id: int) -> str | None:
     """Replace a business's shared secret (the old one stops working at once); None if no such business."""
-    secret = new_token(SHARED_SECRET_PREFIX)
-    result = conn.execute(
-        update(businesses)
-        .where(businesses.c.id == business_id)
-        .values(shared_secret_hash=token_hash(secret))
-    )
-    return secret if result.rowcount == 1 else None
+    return _rotate(conn, businesses, business_id, "shared_secret_hash", SHARED_SECRET_PREFIX)
+
+
+def rotate_ingest_key(conn: Connection, business_id: int) -> str | None:
+    """Replace a business's ingest key (the old one stops working at once); None if no such business."""
+    return _rotate(conn, businesses, business_id, "ingest_key_hash", INGEST_KEY_PREFIX)
 
 
 def create_integrator(conn: Connection, name: str) -> NewIntegrator:
@@ -83,6 +91,11 @@ def create_integrator(conn: Connection, name: str) -> NewIntegrator:
         .returning(integrators.c.id)
     ).scalar_one()
     return NewIntegrator(integrator_id, name, key)
+
+
+def rotate_integrator_key(conn: Connection, integrator_id: int) -> str | None:
+    """Replace an integrator's key (the old one stops working at once); None if no such integrator."""
+    return _rotate(conn, integrators, integrator_id, "key_hash", INTEGRATOR_KEY_PREFIX)
 
 
 def _find(conn: Connection, id_column: object, hash_column: object, token: str) -> int | None:

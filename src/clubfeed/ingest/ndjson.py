@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy import Engine, select
@@ -59,6 +61,11 @@ class _Batch:
     bytes_read: int = 0
 
 
+def _line_problem(exc: ClubfeedError) -> str:
+    """The error as said of one line of a file, not of an HTTP request body."""
+    return exc.detail.replace("The request body", "The line").removesuffix(" Nothing was written.")
+
+
 def _parse_line(record_type: type[msgspec.Struct], raw: bytes) -> tuple[str, Any]:
     """("upsert", record) or ("delete", id); InvalidInput/BadRequest if the line is neither."""
     try:
@@ -79,13 +86,16 @@ def _batches(resource: Resource, path: Path, batch_size: int) -> Iterator[_Batch
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
             batch.bytes_read += len(raw)
+            if number == 1:
+                # Spreadsheet tools and Windows editors often start UTF-8 files with a BOM.
+                raw = raw.removeprefix(codecs.BOM_UTF8)
             if not raw.strip():
                 continue
             batch.size += 1
             try:
                 action, value = _parse_line(record_type, raw)
             except ClubfeedError as exc:
-                batch.failures.append((number, exc.detail))
+                batch.failures.append((number, _line_problem(exc)))
             else:
                 if action == "upsert":
                     batch.upserts.append(value)
@@ -101,7 +111,7 @@ def _batches(resource: Resource, path: Path, batch_size: int) -> Iterator[_Batch
 
 
 def _line_failures(batch: _Batch, exc: InvalidInput) -> list[tuple[int, str]]:
-    """Map a batch error's record indexes back to the file's line numbers."""
+    """Map a batch error's record indexes back to the file's line numbers, in line order."""
     failures = []
     for item in exc.errors:
         lines = (
@@ -111,7 +121,8 @@ def _line_failures(batch: _Batch, exc: InvalidInput) -> list[tuple[int, str]]:
         )
         line = lines[item.index] if item.index is not None else (lines[0] if lines else 0)
         failures.append((line, item.detail))
-    return failures or [(batch.upsert_lines[0] if batch.upsert_lines else 0, exc.detail)]
+    failures.sort(key=lambda failure: failure[0])
+    return failures or [((batch.upsert_lines or batch.delete_lines or [0])[0], _line_problem(exc))]
 
 
 def _write_batch(
@@ -120,6 +131,9 @@ def _write_batch(
     if batch.failures:
         report.batches_failed += 1
         report.failures += batch.failures
+        return
+    if not batch.upserts and not batch.deletes:
+        # Only blank lines: taking the business's write lock would change nothing.
         return
     try:
         validate.check_records(resource, batch.upserts, batch.deletes)
@@ -178,7 +192,7 @@ def import_file(
 
 
 def _print_summary(console: Console, resource: Resource, path: Path, report: ImportReport) -> None:
-    table = Table(title=f"{path.name} → {resource.name}")
+    table = Table(title=f"{escape(path.name)} → {resource.name}")
     for name in ("lines", "created", "updated", "unchanged", "deleted", "failed batches"):
         table.add_column(name, justify="right")
     table.add_row(
@@ -195,8 +209,10 @@ def _print_summary(console: Console, resource: Resource, path: Path, report: Imp
         )
     )
     console.print(table)
+    # Details quote the file's own data, so they are escaped, not read as markup, and
+    # each failure stays on one line for grep.
     for line, detail in report.failures[:MAX_REPORTED]:
-        console.print(f"[red]line {line}[/red]: {detail}")
+        console.print(f"[red]line {line}[/red]: {escape(detail)}", soft_wrap=True)
     if len(report.failures) > MAX_REPORTED:
         console.print(f"… and {len(report.failures) - MAX_REPORTED:,} more failing lines.")
     if report.failures:
