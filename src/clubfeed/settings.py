@@ -20,7 +20,9 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     secret_key: str | None = None
     max_body_bytes: int = 64 * 1024 * 1024
-    max_query_bytes: int = 96 * 1024
+    # Under uvicorn's httptools parser a whole URL is at most 65,535 bytes; a longer one
+    # gets its plain 400, so the API's own 414 (which points to POST lookup) must come first.
+    max_query_bytes: int = 60 * 1024
     pool_size: int = 10
 
     @classmethod

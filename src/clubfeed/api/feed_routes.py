@@ -18,9 +18,9 @@ from clubfeed.api import openapi, params
 from clubfeed.api.deps import blocking, signer, state
 from clubfeed.auth import guard
 from clubfeed.catalogue import Resource
-from clubfeed.errors import BadRequest, ErrorItem, NotFound
+from clubfeed.errors import BadRequest, ErrorItem, InvalidInput, NotFound
 from clubfeed.feed import queries
-from clubfeed.ingest.validate import RecordId, decode
+from clubfeed.ingest.validate import RecordId, check_id, decode
 from clubfeed.storage.engine import read_connection
 from clubfeed.timefmt import format_us
 
@@ -31,6 +31,18 @@ T = TypeVar("T")
 
 class LookupBody(msgspec.Struct, forbid_unknown_fields=True):
     ids: list[RecordId]
+
+
+def _lookup_ids(raw: bytes) -> list[str]:
+    """The ids of a lookup body; BadRequest over the limit, InvalidInput for a bad id."""
+    ids: list[str] = decode(raw, LookupBody).ids
+    if len(ids) > MAX_LOOKUP_IDS:
+        detail = f"ids lists {len(ids):,} ids; at most {MAX_LOOKUP_IDS:,} per lookup."
+        raise BadRequest(detail, [ErrorItem(detail, "/ids")])
+    errors = [p for i, v in enumerate(ids) if (p := check_id(v, f"/ids/{i}")) is not None]
+    if errors:
+        raise InvalidInput(f"{errors[0].detail.rstrip('.')} at {errors[0].pointer}.", errors)
+    return ids
 
 
 def _lookup_body(items: str, missing: list[str]) -> bytes:
@@ -59,7 +71,11 @@ def _page_response(request: Request, page: queries.Page) -> Response:
 
 
 async def _as_reader(request: Request, work: Callable[[Connection, int], T]) -> T:
-    """Authenticate the reader and run `work(conn, business_id)` on one pooled connection."""
+    """Authenticate the reader and run `work(conn, business_id)` on one pooled connection.
+
+    Credentials are checked before `work` looks at the request, so a caller without
+    them learns nothing about it but 401.
+    """
     engine = state(request).engine
 
     def run() -> T:
@@ -78,28 +94,27 @@ def router(resource: Resource) -> APIRouter:
         "", response_class=Response, openapi_extra=docs.list_operation(), summary=docs.list_summary
     )
     async def list_records(request: Request) -> Response:
-        parsed = params.parse(resource, request.query_params)
         cursor_signer = signer(request)
-        if parsed.ids is not None:
-            ids = parsed.ids
-            items, missing = await _as_reader(
-                request,
-                lambda conn, b: queries.lookup(conn, business_id=b, resource=resource, ids=ids),
-            )
-            return Response(_lookup_body(items, missing), media_type=JSON)
-        page = await _as_reader(
-            request,
-            lambda conn, b: queries.list_page(
+
+        def work(conn: Connection, business_id: int) -> Response:
+            parsed = params.parse(resource, request.query_params)
+            if parsed.ids is not None:
+                items, missing = queries.lookup(
+                    conn, business_id=business_id, resource=resource, ids=parsed.ids
+                )
+                return Response(_lookup_body(items, missing), media_type=JSON)
+            page = queries.list_page(
                 conn,
                 cursor_signer,
-                business_id=b,
+                business_id=business_id,
                 resource=resource,
                 query=parsed.query,
                 limit=parsed.limit,
                 cursor=parsed.cursor,
-            ),
-        )
-        return _page_response(request, page)
+            )
+            return _page_response(request, page)
+
+        return await _as_reader(request, work)
 
     @api.post(
         "/lookup",
@@ -108,15 +123,16 @@ def router(resource: Resource) -> APIRouter:
         summary=f"Look up {resource.name} by id",
     )
     async def lookup(request: Request) -> Response:
-        body = decode(await request.body(), LookupBody)
-        if len(body.ids) > MAX_LOOKUP_IDS:
-            detail = f"ids lists {len(body.ids):,} ids; at most {MAX_LOOKUP_IDS:,} per lookup."
-            raise BadRequest(detail, [ErrorItem(detail, "/ids")])
-        items, missing = await _as_reader(
-            request,
-            lambda conn, b: queries.lookup(conn, business_id=b, resource=resource, ids=body.ids),
-        )
-        return Response(_lookup_body(items, missing), media_type=JSON)
+        raw = await request.body()
+
+        def work(conn: Connection, business_id: int) -> Response:
+            ids = _lookup_ids(raw)
+            items, missing = queries.lookup(
+                conn, business_id=business_id, resource=resource, ids=ids
+            )
+            return Response(_lookup_body(items, missing), media_type=JSON)
+
+        return await _as_reader(request, work)
 
     @api.get(
         "/{record_id:path}",
@@ -126,12 +142,15 @@ def router(resource: Resource) -> APIRouter:
     )
     async def get_record(request: Request) -> Response:
         record_id: str = request.path_params["record_id"]
-        found = await _as_reader(
-            request,
-            lambda conn, b: queries.get_one(
-                conn, business_id=b, resource=resource, record_id=record_id
-            ),
-        )
+
+        def work(conn: Connection, business_id: int) -> tuple[str, bool] | None:
+            if (problem := check_id(record_id, "record_id")) is not None:
+                raise BadRequest(problem.detail, [problem])
+            return queries.get_one(
+                conn, business_id=business_id, resource=resource, record_id=record_id
+            )
+
+        found = await _as_reader(request, work)
         if found is None:
             raise NotFound(f"This business has no {resource.name} record {record_id!r}.")
         body, deleted = found

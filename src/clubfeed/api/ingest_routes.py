@@ -51,22 +51,31 @@ def _one_record(record_id: str) -> Callable[[write.Changes], StoredResponse]:
     return respond
 
 
+Parsed = tuple[Sequence[Any], Sequence[str]]
+"""A write's records to upsert and ids to delete, validated."""
+
+
 async def _write(
     request: Request,
     resource: Resource,
     body: bytes,
-    upserts: Sequence[Any],
-    deletes: Sequence[str],
+    parse: Callable[[], Parsed],
     respond: Callable[[write.Changes], StoredResponse],
     *,
     in_batch: bool,
 ) -> Response:
+    """Authenticate the writer, then parse the request with `parse` and apply it.
+
+    Credentials come first, so a caller without them learns nothing about the
+    request but 401.
+    """
     engine = state(request).engine
-    idempotency_request = _idempotency(request, body)
 
     def run() -> StoredResponse:
         with read_connection(engine) as conn:
             business_id = guard.writer(conn, request.headers)
+        idempotency_request = _idempotency(request, body)
+        upserts, deletes = parse()
         return write.write(
             engine,
             business_id=business_id,
@@ -97,11 +106,13 @@ def router(resource: Resource) -> APIRouter:
     )
     async def batch(request: Request) -> Response:
         body = await request.body()
-        parsed = validate.decode(body, batch_type)
-        validate.check_records(resource, parsed.upsert, parsed.delete)
-        return await _write(
-            request, resource, body, parsed.upsert, parsed.delete, _batch_summary, in_batch=True
-        )
+
+        def parse() -> Parsed:
+            parsed = validate.decode(body, batch_type)
+            validate.check_records(resource, parsed.upsert, parsed.delete)
+            return parsed.upsert, parsed.delete
+
+        return await _write(request, resource, body, parse, _batch_summary, in_batch=True)
 
     @api.put(
         "/{record_id:path}",
@@ -112,16 +123,18 @@ def router(resource: Resource) -> APIRouter:
     async def put(request: Request) -> Response:
         record_id: str = request.path_params["record_id"]
         body = await request.body()
-        record = validate.decode(body, record_type)
-        if record.id is None:
-            record.id = record_id
-        elif record.id != record_id:
-            detail = f"The body's id {record.id!r} differs from the URL's {record_id!r}."
-            raise InvalidInput(detail + " Nothing was written.", [ErrorItem(detail, "/id")])
-        validate.check_records(resource, [record], [], in_batch=False)
-        return await _write(
-            request, resource, body, [record], [], _one_record(record_id), in_batch=False
-        )
+
+        def parse() -> Parsed:
+            record = validate.decode(body, record_type)
+            if record.id is None:
+                record.id = record_id
+            elif record.id != record_id:
+                detail = f"The body's id {record.id!r} differs from the URL's {record_id!r}."
+                raise InvalidInput(detail + " Nothing was written.", [ErrorItem(detail, "/id")])
+            validate.check_records(resource, [record], [], in_batch=False)
+            return [record], []
+
+        return await _write(request, resource, body, parse, _one_record(record_id), in_batch=False)
 
     @api.delete(
         "/{record_id:path}",
@@ -131,10 +144,12 @@ def router(resource: Resource) -> APIRouter:
     )
     async def delete(request: Request) -> Response:
         record_id: str = request.path_params["record_id"]
-        if (problem := validate.check_id(record_id, "record_id")) is not None:
-            raise BadRequest(problem.detail, [problem])
-        return await _write(
-            request, resource, b"", [], [record_id], _one_record(record_id), in_batch=False
-        )
+
+        def parse() -> Parsed:
+            if (problem := validate.check_id(record_id, "record_id")) is not None:
+                raise BadRequest(problem.detail, [problem])
+            return [], [record_id]
+
+        return await _write(request, resource, b"", parse, _one_record(record_id), in_batch=False)
 
     return api

@@ -10,7 +10,7 @@ from typing import Any
 
 from clubfeed.api.params import DEFAULT_LIMIT, MAX_GET_IDS, MAX_LIMIT
 from clubfeed.catalogue import RESOURCES, Field, Kind, Resource
-from clubfeed.ingest.validate import MAX_BATCH, MAX_TEXT
+from clubfeed.ingest.validate import MAX_BATCH, MAX_DECIMAL_DIGITS, MAX_TEXT
 
 Schema = dict[str, Any]
 
@@ -25,7 +25,12 @@ _KIND_SCHEMAS: dict[Kind, Schema] = {
     Kind.DATE: {"type": "string", "format": "date"},
     Kind.DATETIME: {"type": "string", "format": "date-time"},
     Kind.BOOL: {"type": "boolean"},
-    Kind.DECIMAL: {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["49.90"]},
+    Kind.DECIMAL: {
+        "type": "string",
+        "pattern": r"^-?\d+(\.\d+)?$",
+        "maxLength": MAX_DECIMAL_DIGITS + 2,
+        "examples": ["49.90"],
+    },
 }
 _ID = {"type": "string", "minLength": 1, "maxLength": 64, "description": "The POS's own key"}
 _UTC = {
@@ -131,6 +136,10 @@ def components() -> Schema:
                         },
                         "required": ["detail"],
                     },
+                },
+                "errors_not_listed": {
+                    "type": "integer",
+                    "description": "How many more problems there were than errors lists",
                 },
             },
             "required": ["type", "title", "status", "detail"],
@@ -298,6 +307,7 @@ class ReadDocs:
                 },
                 "400": _problem("A parameter or the cursor is invalid"),
                 "401": _UNAUTHENTICATED,
+                "414": _problem("The query string is too long; look long id lists up by POST"),
             },
         }
 
@@ -319,7 +329,8 @@ class ReadDocs:
                 ),
                 "400": _problem('The body is not {"ids": [...]} or lists more than 10,000 ids'),
                 "401": _UNAUTHENTICATED,
-                "422": _problem("An id is not 1 to 64 characters"),
+                "413": _problem("The body is too large"),
+                "422": _problem("An id is not 1 to 64 printable characters"),
             },
         }
 
@@ -330,6 +341,7 @@ class ReadDocs:
             "parameters": [_id_parameter(r)],
             "responses": {
                 "200": _json(_ref(schema_name(r)), "The record"),
+                "400": _problem("The id is not 1 to 64 printable characters"),
                 "401": _UNAUTHENTICATED,
                 "404": _problem("No such record, or it was deleted"),
             },
@@ -386,8 +398,10 @@ class WriteDocs:
             "parameters": [_id_parameter(r), self._idempotency_header()],
             "responses": {
                 "200": _json(_ref("Tombstone"), "Deleted (or already deleted); the tombstone"),
+                "400": _problem("The id or the Idempotency-Key header is invalid"),
                 "401": _UNAUTHENTICATED,
                 "404": _problem("No such record"),
+                "422": _problem("The Idempotency-Key was used for another request"),
             },
         }
 

@@ -33,7 +33,8 @@ def _bad(detail: str, parameter: str) -> BadRequest:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # isascii: isdigit alone also accepts digits int() refuses, such as "²".
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise _bad(f"limit must be a whole number from 1 to {MAX_LIMIT:,}; got {raw!r}.", "limit")
     return int(raw)
 
@@ -44,15 +45,16 @@ def _datetime(raw: str | None, name: str) -> int | None:
     try:
         return to_us(parse_aware(raw))
     except ValueError as exc:
-        raise _bad(f"{name}: {exc}", name) from exc
+        hint = " (a '+' in a URL must be sent as %2B)" if " " in raw else ""
+        raise _bad(f"{name}: {exc}{hint}", name) from exc
 
 
-def _ids(raw: str) -> list[str]:
+def _ids(raw: str, resource_name: str) -> list[str]:
     ids = raw.split(",")
     if len(ids) > MAX_GET_IDS:
         raise _bad(
             f"ids lists {len(ids):,} ids; at most {MAX_GET_IDS:,} fit in a URL. "
-            "POST up to 10,000 to /v1/<resource>/lookup instead.",
+            f"POST up to 10,000 to /v1/{resource_name}/lookup instead.",
             "ids",
         )
     for record_id in ids:
@@ -89,7 +91,7 @@ def parse(resource: Resource, params: QueryParams) -> ListParams:
                 f"ids cannot be combined with {', '.join(others)}: a lookup returns exactly the ids asked.",
                 "ids",
             )
-        ids = _ids(params["ids"])
+        ids = _ids(params["ids"], resource.name)
     kind = RANGE if since is not None or before is not None else COMPLETE
     return ListParams(
         query=ListQuery(kind, tuple(filters), since, before),

@@ -7,8 +7,11 @@ from collections.abc import Mapping
 import msgspec
 from fastapi import Request
 from fastapi.responses import Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
+from clubfeed import catalogue
 from clubfeed.errors import (
     BadRequest,
     ClubfeedError,
@@ -69,7 +72,25 @@ def domain_error(_request: Request, exc: Exception) -> Response:
     )
 
 
-_HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed"}
+# Titles match the domain errors' so that one problem type always has one title.
+_HTTP_PROBLEMS = {
+    404: (NotFound.slug, NotFound.title),
+    405: ("method-not-allowed", "Method not allowed"),
+}
+
+
+def _no_route(path: str) -> str:
+    """Why nothing answers at `path` (as routed: percent-decoded, line breaks kept)."""
+    if not path.isprintable():
+        # Path parameters never match a line break, so such an id ends up here.
+        return f"The path {path!r} holds a control character; ids are 1 to 64 printable characters."
+    parts = path.split("/")
+    if len(parts) > 2 and parts[1] == "v1" and parts[2] and parts[2] not in catalogue.BY_NAME:
+        return (
+            f"There is no resource {parts[2]!r}; the resources are "
+            f"{', '.join(catalogue.BY_NAME)} (see /docs)."
+        )
+    return f"There is no endpoint at {path}. Resources live under /v1/ (see /docs for the list)."
 
 
 def http_error(request: Request, exc: Exception) -> Response:
@@ -77,19 +98,23 @@ def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     detail = exc.detail
     if exc.status_code == 404 and detail == "Not Found":
-        detail = (
-            f"There is no endpoint at {request.url.path}. Resources live under /v1/ "
-            "(see /docs for the list)."
-        )
-    elif exc.status_code == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}."
-    return problem_response(
-        exc.status_code,
-        str(exc.detail),
-        str(detail),
-        slug=_HTTP_SLUGS.get(exc.status_code, "http-error"),
-        headers=exc.headers,
-    )
+        detail = _no_route(request.scope["path"])
+    headers = exc.headers
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        headers = {**(headers or {}), "Allow": allowed}
+        detail = f"{request.method} is not allowed on {request.url.path}; use {allowed}."
+    slug, title = _HTTP_PROBLEMS.get(exc.status_code, ("http-error", str(exc.detail)))
+    return problem_response(exc.status_code, title, str(detail), slug=slug, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.path and route.methods and compile_path(route.path)[0].match(request.url.path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def unexpected_error(_request: Request, _exc: Exception) -> Response:

@@ -9,7 +9,7 @@ References to other records need the database and are checked in `write`.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any
@@ -19,10 +19,14 @@ import msgspec
 from clubfeed import catalogue
 from clubfeed.catalogue import Kind, Resource
 from clubfeed.errors import BadRequest, ErrorItem, InvalidInput
-from clubfeed.timefmt import is_timezone
+from clubfeed.timefmt import is_timezone, to_us
 
 MAX_BATCH = 10_000
 MAX_TEXT = 1_000
+MAX_DECIMAL_DIGITS = 100
+# A day inside datetime's range at each end, so an instant renders in any offset.
+EARLIEST_US = to_us(datetime(1, 1, 2, tzinfo=UTC))
+LATEST_US = to_us(datetime(9999, 12, 31, tzinfo=UTC))
 
 RecordId = Annotated[str, msgspec.Meta(min_length=1, max_length=catalogue.MAX_ID_LENGTH)]
 _AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -78,34 +82,75 @@ def _struct_name(resource: Resource) -> str:
 
 
 _PATH = re.compile(r"^\$(?:\.(upsert|delete)\[(\d+)\])?(.*)$")
+_FIELD = re.compile(r"^Object (?:contains unknown|missing required) field `(.+)`$")
 
 
 def _decode_error(exc: Exception) -> InvalidInput:
     """Turn msgspec's message into an error that names the record index and field."""
-    message = str(exc)
-    detail, _, where = message.rpartition(" - at `")
-    if not detail:
-        return InvalidInput(f"The request body is not valid: {message}. Nothing was written.")
+    detail, found, where = str(exc).rpartition(" - at `")
+    if not found:
+        detail, where = str(exc), "$`"
     path = where.rstrip("`")
     match = _PATH.match(path)
     pointer = (
         "/" + path[2:].replace(".", "/").replace("[", "/").replace("]", "") if path != "$" else ""
     )
+    if (field := _FIELD.match(detail)) is not None:
+        pointer += "/" + field.group(1)
+    if not pointer:
+        return InvalidInput(f"The request body is not valid: {detail}. Nothing was written.")
     index = int(match.group(2)) if match and match.group(2) else None
-    item = ErrorItem(detail=detail, pointer=pointer or None, index=index)
+    item = ErrorItem(detail=detail, pointer=pointer, index=index)
     return InvalidInput(_summary([item]), [item])
 
 
 def decode(data: bytes, struct_type: type[msgspec.Struct]) -> Any:
     """Decode a request body into `struct_type`, or raise InvalidInput saying where it is wrong."""
+    if not data.strip():
+        raise BadRequest("The request body is empty; send a JSON object.")
     try:
-        return msgspec.json.decode(data, type=struct_type)
+        decoded = msgspec.json.decode(data, type=struct_type)
     except UnicodeDecodeError as exc:
         raise BadRequest(f"The request body is not valid UTF-8 (byte {exc.start}).") from exc
     except msgspec.ValidationError as exc:
         raise _decode_error(exc) from exc
     except msgspec.DecodeError as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}.") from exc
+    except RecursionError as exc:
+        raise BadRequest("The request body nests arrays or objects too deeply.") from exc
+    # JSON can carry NUL only escaped, so one scan of the bytes clears almost every body.
+    if b"\\u0000" in data and (pointer := _nul_pointer(msgspec.json.decode(data), "")):
+        match = _POINTER_INDEX.match(pointer)
+        detail = "Text may not contain NUL (\\u0000) characters."
+        item = ErrorItem(detail, pointer, int(match.group(1)) if match else None)
+        raise InvalidInput(_summary([item]), [item])
+    return decoded
+
+
+_POINTER_INDEX = re.compile(r"^/(?:upsert|delete)/(\d+)")
+
+
+def _nul_pointer(node: Any, pointer: str) -> str | None:
+    """The JSON Pointer of the first string (or key) under `node` holding a NUL character.
+
+    PostgreSQL text cannot hold NUL, so it is refused everywhere, on both databases.
+    """
+    if isinstance(node, str):
+        return pointer if "\x00" in node else None
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for key, value in items:
+        here = f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
+        if "\x00" in str(key):
+            return here
+        if (found := _nul_pointer(value, here)) is not None:
+            return found
+    return None
 
 
 def check_id(record_id: str, pointer: str, index: int | None = None) -> ErrorItem | None:
@@ -117,6 +162,27 @@ def check_id(record_id: str, pointer: str, index: int | None = None) -> ErrorIte
     return None
 
 
+def _decimal_digits(value: Decimal) -> int:
+    """How many digits `value` takes written out in full (without writing it out)."""
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int), "only finite decimals are measured"
+    return max(value.adjusted() + 1, 1) + max(-exponent, 0)
+
+
+def _decimal_problem(name: str, value: Decimal) -> str | None:
+    if not value.is_finite():
+        return f"{name} must be a finite decimal number."
+    if _decimal_digits(value) > MAX_DECIMAL_DIGITS:
+        return f"{name} may have at most {MAX_DECIMAL_DIGITS} digits written out."
+    return None
+
+
+def _out_of_range(value: datetime) -> bool:
+    """Too near the end of datetime's range to render in every offset."""
+    # Only the first and last years can be, so only they are measured.
+    return not 1 < value.year < 9999 and not EARLIEST_US <= to_us(value) < LATEST_US
+
+
 def check_records(
     resource: Resource, records: list[Any], deletes: list[str], *, in_batch: bool = True
 ) -> None:
@@ -124,8 +190,9 @@ def check_records(
     errors: list[ErrorItem] = []
     seen: dict[str, int] = {}
     prefix = "/upsert/" if in_batch else "/"
-    timezone_fields = [f.name for f in resource.fields if f.kind is Kind.TIMEZONE]
-    decimal_fields = [f.name for f in resource.fields if f.kind is Kind.DECIMAL]
+    zones = [f.name for f in resource.fields if f.kind is Kind.TIMEZONE]
+    decimals = [f.name for f in resource.fields if f.kind is Kind.DECIMAL]
+    datetimes = [f.name for f in resource.fields if f.kind is Kind.DATETIME]
     for index, record in enumerate(records):
         at = index if in_batch else None
         base = f"{prefix}{index}/" if in_batch else "/"
@@ -143,7 +210,7 @@ def check_records(
                 )
             )
         seen.setdefault(record.id, index)
-        for name in timezone_fields:
+        for name in zones:
             value = getattr(record, name)
             if value is not None and not is_timezone(value):
                 errors.append(
@@ -153,11 +220,17 @@ def check_records(
                         at,
                     )
                 )
-        for name in decimal_fields:
+        for name in decimals:
             value = getattr(record, name)
-            if value is not None and not value.is_finite():
+            if value is not None and (wrong := _decimal_problem(name, value)) is not None:
+                errors.append(ErrorItem(wrong, base + name, at))
+        for name in datetimes:
+            value = getattr(record, name)
+            if value is not None and _out_of_range(value):
                 errors.append(
-                    ErrorItem(f"{name} must be a finite decimal number.", base + name, at)
+                    ErrorItem(
+                        f"{name} must be between 0001-01-02 and 9999-12-30 (UTC).", base + name, at
+                    )
                 )
     deleted: set[str] = set()
     for index, record_id in enumerate(deletes):
@@ -179,4 +252,4 @@ def _summary(errors: list[ErrorItem]) -> str:
     first = errors[0]
     where = f" at {first.pointer}" if first.pointer else ""
     more = f" ({len(errors) - 1} more problems listed in errors)" if len(errors) > 1 else ""
-    return f"{first.detail}{where}{more}. Nothing was written."
+    return f"{first.detail.rstrip('.')}{where}{more}. Nothing was written."

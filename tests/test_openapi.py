@@ -1,0 +1,225 @@
+"""The served OpenAPI document: complete, and true of the real responses on both databases."""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import date, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import iter_route_contexts
+from jsonschema import Draft202012Validator, FormatChecker
+
+from clubfeed import catalogue
+from clubfeed.api.app import create_app
+from clubfeed.settings import Settings
+from tests.factories import Api, record
+from tests.problemkit import EPOCH, PROBLEM_JSON
+
+Document = dict[str, Any]
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+COMMON_PARAMETERS = ["limit", "cursor", "modified_since", "modified_before", "ids"]
+# Every status each operation can answer, as the tests of this suite observe them.
+RESPONSES = {
+    ("", "get"): {"200", "400", "401", "414"},
+    ("/lookup", "post"): {"200", "400", "401", "413", "422"},
+    ("/{record_id}", "get"): {"200", "400", "401", "404"},
+    ("/{record_id}", "put"): {"200", "201", "400", "401", "413", "422"},
+    ("/{record_id}", "delete"): {"200", "400", "401", "404", "422"},
+    ("/batch", "post"): {"200", "400", "401", "413", "422"},
+}
+FORMATS = FormatChecker()
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _is_rfc3339(value: object) -> bool:
+    return not isinstance(value, str) or (
+        RFC3339.match(value) is not None and datetime.fromisoformat(value).tzinfo is not None
+    )
+
+
+@FORMATS.checks("date", raises=ValueError)
+def _is_date(value: object) -> bool:
+    return not isinstance(value, str) or date.fromisoformat(value).isoformat() == value
+
+
+@pytest.fixture
+def document(client: httpx.Client) -> Document:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    served: Document = response.json()
+    return served
+
+
+def _strict(document: Document) -> Document:
+    """The document with unlisted properties refused everywhere, so responses must match exactly."""
+    strict = copy.deepcopy(document)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "properties" in node:
+                node.setdefault("additionalProperties", False)
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(strict)
+    return strict
+
+
+def _operation(document: Document, method: str, path: str) -> Document:
+    """The operation serving `method path`; a literal path wins over a templated one."""
+    candidates = []
+    for template, operations in document["paths"].items():
+        literal_parts = re.split(r"\{[^}]+\}", template)
+        pattern = "^" + ".+".join(re.escape(part) for part in literal_parts) + "$"
+        if re.match(pattern, path) and method.lower() in operations:
+            candidates.append((template.count("{"), operations[method.lower()]))
+    assert candidates, f"{method} {path} is not in the document"
+    operation: Document = min(candidates, key=lambda c: c[0])[1]
+    return operation
+
+
+def assert_conforms(document: Document, response: httpx.Response) -> None:
+    """The response's status, media type and body are those its operation documents."""
+    request = response.request
+    operation = _operation(document, request.method, request.url.path)
+    documented = operation["responses"]
+    assert str(response.status_code) in documented, (request.url, response.status_code)
+    media_type = response.headers["content-type"]
+    schema = documented[str(response.status_code)]["content"][media_type]["schema"]
+    rooted = {**schema, "components": document["components"]}
+    Draft202012Validator(rooted, format_checker=FORMATS).validate(response.json())
+
+
+def test_the_document_and_the_docs_answer(client: httpx.Client, document: Document) -> None:
+    assert document["openapi"].startswith("3.1")
+    assert document["info"]["title"] == "clubfeed"
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assert docs.headers["content-type"].startswith("text/html")
+    assert "openapi.json" in docs.text
+
+
+def test_every_route_is_documented_with_its_methods(document: Document, db_url: str) -> None:
+    app = create_app(Settings(database_url=db_url))
+    app.state.clubfeed.engine.dispose()
+    served = {
+        (route.path_format, method.lower())
+        for route in iter_route_contexts(app.routes)
+        if getattr(route, "include_in_schema", False) and route.methods
+        for method in route.methods
+        if method != "HEAD"
+    }
+    documented = {
+        (path, method) for path, operations in document["paths"].items() for method in operations
+    }
+    assert served == documented
+    assert len(served) == 1 + 6 * len(catalogue.RESOURCES)
+
+
+@pytest.mark.parametrize("resource", catalogue.RESOURCES, ids=lambda r: r.name)
+def test_every_operation_is_described(document: Document, resource: catalogue.Resource) -> None:
+    base = f"/v1/{resource.name}"
+    for (suffix, method), codes in RESPONSES.items():
+        operation = document["paths"][base + suffix][method]
+        assert set(operation["responses"]) == codes, (suffix, method)
+        assert operation["security"], (suffix, method)
+        for code, response in operation["responses"].items():
+            (media_type,) = response["content"]
+            assert media_type == ("application/json" if code < "300" else PROBLEM_JSON)
+        parameters = {p["name"]: p for p in operation.get("parameters", [])}
+        if suffix == "/{record_id}":
+            assert parameters["record_id"]["in"] == "path" and parameters["record_id"]["required"]
+        if method in ("put", "delete") or suffix == "/batch":
+            assert parameters["Idempotency-Key"]["in"] == "header"
+        if method in ("put", "post"):
+            assert operation["requestBody"]["required"] is True
+
+    listing = document["paths"][base]["get"]
+    names = [p["name"] for p in listing["parameters"]]
+    assert names == COMMON_PARAMETERS + list(resource.filters)
+    assert all(p["in"] == "query" and not p["required"] for p in listing["parameters"])
+    limit = listing["parameters"][0]["schema"]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 10_000, 1_000)
+
+    put_body = document["paths"][base + "/{record_id}"]["put"]["requestBody"]
+    ref = put_body["content"]["application/json"]["schema"]["$ref"]
+    write_schema = document["components"]["schemas"][ref.rpartition("/")[2]]
+    fields = [f.name for f in resource.fields]
+    assert list(write_schema["properties"]) == ["id", *fields, "extra", *catalogue.SERVER_FIELDS]
+
+
+@pytest.mark.parametrize("name", ["users", "checkins", "sales", "locations"])
+def test_a_written_record_matches_the_write_schema(document: Document, api: Api, name: str) -> None:
+    refs = api.seed()
+    body = record(name, "doc-1", refs)
+    schema = {
+        "$ref": f"#/components/schemas/{_schema_name(name)}Write",
+        "components": document["components"],
+    }
+    validator = Draft202012Validator(schema, format_checker=FORMATS)
+    validator.validate(body)
+    assert not validator.is_valid({**body, "nickname": "x"})
+    assert api.put(name, "doc-1", body).status_code == 201
+    assert (
+        api.put(name, "doc-2", {**record(name, "doc-2", refs), "nickname": "x"}).status_code == 422
+    )
+
+
+def _schema_name(resource_name: str) -> str:
+    return "".join(part.title() for part in resource_name.split("-"))
+
+
+@pytest.mark.parametrize("name", ["users", "checkins", "sales"])
+def test_real_responses_conform_to_the_document(document: Document, api: Api, name: str) -> None:
+    strict = _strict(document)
+    refs = api.seed()
+
+    def check(response: httpx.Response) -> None:
+        assert_conforms(strict, response)
+
+    check(api.put(name, "doc-1", record(name, "doc-1", refs)))
+    check(api.put(name, "doc-1", record(name, "doc-1", refs, extra={"v": 2})))
+    check(api.get(f"/v1/{name}/doc-1"))
+    batch = [record(name, f"doc-{i}", refs) for i in range(2, 5)]
+    check(api.batch(name, batch, [refs[name]]))
+    check(api.delete(name, "doc-2"))
+    first_page = api.get(f"/v1/{name}", params={"limit": 1})
+    assert first_page.json()["next_cursor"] and 'rel="next"' in first_page.headers["link"]
+    check(first_page)
+    check(api.get(f"/v1/{name}", params={"cursor": first_page.json()["next_cursor"], "limit": 1}))
+    ranged = api.get(f"/v1/{name}", params={"modified_since": EPOCH})
+    assert {"id": "doc-2", "deleted": True} in [
+        {k: r[k] for k in ("id", "deleted") if k in r} for r in ranged.json()["data"]
+    ]
+    check(ranged)
+    check(api.get(f"/v1/{name}", params={"ids": "doc-1,doc-2,nope"}))
+    check(api.post(f"/v1/{name}/lookup", json={"ids": ["doc-3", "doc-2", "nope"]}))
+
+    check(api.get(f"/v1/{name}", params={"limit": 0}))
+    check(api.client.get(f"/v1/{name}"))
+    check(api.get(f"/v1/{name}/doc-2"))
+    check(api.get(f"/v1/{name}?ids=" + "a" * 61_440))
+    check(api.put(name, "doc-9", {"nickname": 1}))
+    check(api.post(f"/v1/{name}/lookup", json={"ids": [""]}))
+    check(api.delete(name, "nope"))
+    check(api.batch(name, [], ["nope"]))
+
+
+def test_a_problem_listing_more_than_100_places_conforms(document: Document, api: Api) -> None:
+    locations = [record("locations", f"l-{i}", timezone="Nowhere/Zone") for i in range(101)]
+    response = api.batch("locations", locations)
+    assert_conforms(_strict(document), response)
+    body = response.json()
+    assert len(body["errors"]) == 100 and body["errors_not_listed"] == 1
+    assert body["errors"][99] == {
+        "detail": "'Nowhere/Zone' is not an IANA time zone (e.g. America/New_York).",
+        "pointer": "/upsert/99/timezone",
+        "index": 99,
+    }
