@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 
 import clubfeed
 from clubfeed import catalogue
-from clubfeed.api import feed_routes, ingest_routes, openapi, problems
+from clubfeed.api import feed_routes, ingest_routes, problems, schemas
 from clubfeed.api.deps import AppState, blocking
 from clubfeed.api.limits import BodyTooLarge, RequestLimits
 from clubfeed.errors import ClubfeedError
@@ -85,7 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             schema.setdefault("components", {})
-            for key, value in openapi.components().items():
+            for key, value in schemas.components().items():
                 schema["components"].setdefault(key, {}).update(value)
             app.openapi_schema = schema
         return app.openapi_schema

@@ -53,8 +53,13 @@ class _Existing:
     timezone: str | None
 
 
-def _pointer(in_batch: bool, index: int, name: str, part: str = "upsert") -> str:
-    return f"/{part}/{index}/{name}" if in_batch else f"/{name}"
+def _pointer(in_batch: bool, index: int, name: str) -> str:
+    return f"/upsert/{index}/{name}" if in_batch else f"/{name}"
+
+
+def _timezone_column(resource: Resource) -> str:
+    """Locations carry the zone their events render in; other tables select a NULL in its place."""
+    return ", timezone" if "timezone" in resource.field_by_name else ", NULL AS timezone"
 
 
 def _existing(
@@ -62,10 +67,10 @@ def _existing(
 ) -> dict[str, _Existing]:
     if not ids:
         return {}
-    tz_column = ", timezone" if "timezone" in resource.field_by_name else ", NULL AS timezone"
     rows = conn.execute(
         text(
-            f"SELECT id, created_at, deleted_at, body{tz_column} FROM {resource.table} "
+            f"SELECT id, created_at, deleted_at, body{_timezone_column(resource)} "
+            f"FROM {resource.table} "
             f"WHERE business_id = :b AND {in_ids(conn)}"
         ),
         {"b": business_id, "ids": ids_value(conn, ids)},
@@ -79,10 +84,9 @@ def _live_targets(
     """Live records of `target` among `ids`, with their time zone when `target` has one."""
     if not ids:
         return {}
-    tz_column = ", timezone" if "timezone" in target.field_by_name else ", NULL AS timezone"
     rows = conn.execute(
         text(
-            f"SELECT id{tz_column} FROM {target.table} "
+            f"SELECT id{_timezone_column(target)} FROM {target.table} "
             f"WHERE business_id = :b AND deleted_at IS NULL AND {in_ids(conn)}"
         ),
         {"b": business_id, "ids": ids_value(conn, sorted(ids))},
