@@ -23,7 +23,7 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$
 COMMON_PARAMETERS = ["limit", "cursor", "modified_since", "modified_before", "ids"]
 # Every status each operation can answer, as the tests of this suite observe them.
 RESPONSES = {
-    ("", "get"): {"200", "400", "401", "414"},
+    ("", "get"): {"200", "400", "401", "410", "414"},
     ("/lookup", "post"): {"200", "400", "401", "413", "422"},
     ("/{record_id}", "get"): {"200", "400", "401", "404"},
     ("/{record_id}", "put"): {"200", "201", "400", "401", "413", "422"},

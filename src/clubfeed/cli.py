@@ -128,6 +128,44 @@ def db_upgrade(ctx: Context) -> None:
     err.print(f"Database {escape(_safe_url(ctx.settings.database_url))} is up to date.")
 
 
+@db.command("purge-tombstones")
+@click.option(
+    "--older-than",
+    "days",
+    required=True,
+    type=click.IntRange(min=0),
+    help="Purge deletes stamped more than this many days ago.",
+)
+@click.option("--business", "business_id", type=int, help="Only this business (default: all).")
+@pass_context
+def db_purge_tombstones(ctx: Context, days: int, business_id: int | None) -> None:
+    """Purge old tombstones; range queries reaching back before them then get 410 Gone.
+
+    Pollers that fall further behind than the retention do a complete transfer.
+    """
+    from rich.table import Table
+
+    from clubfeed.feed.retention import purge
+    from clubfeed.timefmt import format_us, now_us
+
+    before_us = now_us() - days * 86_400_000_000
+    with read_connection(ctx.engine) as conn:
+        query = select(businesses.c.id).order_by(businesses.c.id)
+        if business_id is not None:
+            query = query.where(businesses.c.id == business_id)
+        ids = list(conn.execute(query).scalars())
+    if business_id is not None and not ids:
+        raise click.ClickException(f"There is no business {business_id}.")
+    table = Table(title=f"Tombstones purged (stamped before {format_us(before_us)})")
+    table.add_column("business", justify="right")
+    table.add_column("tombstones", justify="right")
+    for each in ids:
+        with write_transaction(ctx.engine) as conn:
+            counts = purge(conn, each, before_us)
+        table.add_row(str(each), f"{sum(counts.values()):,}")
+    err.print(table)
+
+
 @main.group()
 def business() -> None:
     """Businesses (tenants) and their credentials."""

@@ -62,6 +62,11 @@ class IdempotencyReused(ClubfeedError):
     slug = "idempotency-key-reused"
 
 
+class HistoryPurged(ClubfeedError):
+    title = "Changes no longer kept"
+    slug = "history-purged"
+
+
 class Unauthenticated(ClubfeedError):
     """`rejected` is True when a credential was presented and is wrong (not merely missing)."""
 

@@ -112,6 +112,10 @@ class ReadDocs:
                 },
                 "400": _problem("A parameter or the cursor is invalid"),
                 "401": _UNAUTHENTICATED,
+                "410": _problem(
+                    "A range reaching back before the tombstones still kept: do a complete "
+                    "transfer and poll on from its consistent_until"
+                ),
                 "414": _problem("The query string is too long; look long id lists up by POST"),
             },
         }

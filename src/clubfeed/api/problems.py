@@ -15,6 +15,7 @@ from clubfeed import catalogue
 from clubfeed.errors import (
     BadRequest,
     ClubfeedError,
+    HistoryPurged,
     IdempotencyReused,
     InvalidInput,
     NotFound,
@@ -28,6 +29,7 @@ STATUS: dict[type[ClubfeedError], int] = {
     BadRequest: 400,
     Unauthenticated: 401,
     NotFound: 404,
+    HistoryPurged: 410,
     InvalidInput: 422,
     IdempotencyReused: 422,
 }

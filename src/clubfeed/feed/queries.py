@@ -15,10 +15,10 @@ from sqlalchemy import Connection, text
 
 from clubfeed.catalogue import Resource
 from clubfeed.errors import BadRequest, ErrorItem
-from clubfeed.feed import clock
+from clubfeed.feed import clock, retention
 from clubfeed.feed.cursor import VERSION, CursorSigner, CursorState
 from clubfeed.storage.fast import fetch_tuples
-from clubfeed.storage.idlists import ids_value, in_ids
+from clubfeed.storage.idlists import rows_by_id
 
 COMPLETE = "complete"
 RANGE = "range"
@@ -115,6 +115,8 @@ def list_page(
     }
     params.update({f"f_{name}": value for name, value in query.filters})
     rows = fetch_tuples(conn, _page_sql(resource, query), params)
+    if query.kind == RANGE:
+        retention.check_window(conn, business_id, query.since_us)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -155,10 +157,7 @@ def lookup(
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return "", []
-    rows = conn.execute(
-        text(f"SELECT id, body FROM {resource.table} WHERE business_id = :b AND {in_ids(conn)}"),
-        {"b": business_id, "ids": ids_value(conn, wanted)},
-    )
+    rows = rows_by_id(conn, resource.table, "id, body", business_id, wanted)
     found: dict[str, str] = {row[0]: row[1] for row in rows}
     items = ",".join(found[i] for i in wanted if i in found)
     return items, [i for i in wanted if i not in found]

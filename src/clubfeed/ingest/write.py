@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, select
 
 from clubfeed import catalogue
 from clubfeed.catalogue import Resource
@@ -28,7 +28,7 @@ from clubfeed.ingest.render import (
 )
 from clubfeed.storage import bulk
 from clubfeed.storage.engine import write_transaction
-from clubfeed.storage.idlists import ids_value, in_ids
+from clubfeed.storage.idlists import rows_by_id
 from clubfeed.storage.schema import RESOURCE_TABLES
 from clubfeed.timefmt import format_us, zone
 
@@ -65,16 +65,8 @@ def _timezone_column(resource: Resource) -> str:
 def _existing(
     conn: Connection, resource: Resource, business_id: int, ids: list[str]
 ) -> dict[str, _Existing]:
-    if not ids:
-        return {}
-    rows = conn.execute(
-        text(
-            f"SELECT id, created_at, deleted_at, body{_timezone_column(resource)} "
-            f"FROM {resource.table} "
-            f"WHERE business_id = :b AND {in_ids(conn)}"
-        ),
-        {"b": business_id, "ids": ids_value(conn, ids)},
-    )
+    columns = f"id, created_at, deleted_at, body{_timezone_column(resource)}"
+    rows = rows_by_id(conn, resource.table, columns, business_id, ids)
     return {r.id: _Existing(r.created_at, r.deleted_at, r.body, r.timezone) for r in rows}
 
 
@@ -82,15 +74,8 @@ def _live_targets(
     conn: Connection, target: Resource, business_id: int, ids: set[str]
 ) -> dict[str, str | None]:
     """Live records of `target` among `ids`, with their time zone when `target` has one."""
-    if not ids:
-        return {}
-    rows = conn.execute(
-        text(
-            f"SELECT id{_timezone_column(target)} FROM {target.table} "
-            f"WHERE business_id = :b AND deleted_at IS NULL AND {in_ids(conn)}"
-        ),
-        {"b": business_id, "ids": ids_value(conn, sorted(ids))},
-    )
+    columns = f"id{_timezone_column(target)}"
+    rows = rows_by_id(conn, target.table, columns, business_id, sorted(ids), "deleted_at IS NULL")
     return {r.id: r.timezone for r in rows}
 
 

@@ -1,23 +1,43 @@
-"""Passing a list of ids to one statement, the fast way on each database.
+"""Fetching the rows of a list of ids in one statement, fast on each database.
 
-PostgreSQL takes an array (`= ANY(:ids)`); SQLite takes a JSON array it unpacks
-with `json_each`, which has no bound-parameter limit.
+PostgreSQL walks the id array and probes the primary key once per id (a lateral
+join), a plan that stays right even before the table has statistics; the plainer
+`id = ANY(:ids)` let the planner scan a whole business on a freshly loaded table
+(~300 ms instead of ~10 ms for 10,000 ids). SQLite unpacks a JSON array with
+`json_each`, which has no bound-parameter limit, and probes its primary key.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 
-def in_ids(conn: Connection, column: str = "id", param: str = "ids") -> str:
-    """SQL that is true when `column` is one of the ids bound as `param`."""
+def rows_by_id(
+    conn: Connection,
+    table: str,
+    columns: str,
+    business_id: int,
+    ids: list[str],
+    where: str = "",
+) -> list[Any]:
+    """`SELECT columns FROM table` for this business's rows among `ids` (and `where`, if given)."""
+    if not ids:
+        return []
+    condition = f" AND {where}" if where else ""
     if conn.dialect.name == "sqlite":
-        return f"{column} IN (SELECT value FROM json_each(:{param}))"
-    return f"{column} = ANY(:{param})"
-
-
-def ids_value(conn: Connection, ids: list[str]) -> object:
-    """The value to bind for `in_ids`'s parameter."""
-    return json.dumps(ids) if conn.dialect.name == "sqlite" else ids
+        sql = (
+            f"SELECT {columns} FROM {table} WHERE business_id = :b "
+            f"AND id IN (SELECT value FROM json_each(:ids)){condition}"
+        )
+        value: object = json.dumps(ids)
+    else:
+        sql = (
+            "SELECT found.* FROM unnest(CAST(:ids AS text[])) AS wanted(id) CROSS JOIN LATERAL "
+            f"(SELECT {columns} FROM {table} WHERE business_id = :b AND id = wanted.id{condition}) "
+            "AS found"
+        )
+        value = ids
+    return list(conn.execute(text(sql), {"b": business_id, "ids": value}))

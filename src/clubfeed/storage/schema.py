@@ -65,6 +65,8 @@ change_clock = Table(
     Column("business_id", BigInteger, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("last_us", BigInteger, nullable=False),
+    # Tombstones older than this were purged: range queries from before it get 410.
+    Column("purged_until_us", BigInteger, nullable=False, server_default="0"),
 )
 
 idempotency_keys = Table(

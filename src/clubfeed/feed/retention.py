@@ -1,0 +1,60 @@
+"""Tombstone retention: deletes stay in the feed for a while, then are purged.
+
+Once a business's tombstones before an instant are gone, a range query starting
+before it could silently miss deletes, so it is answered 410 Gone instead: the
+poller does a complete transfer and polls on from its consistent_until.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+from clubfeed import catalogue
+from clubfeed.errors import HistoryPurged
+from clubfeed.feed import clock
+from clubfeed.timefmt import format_us
+
+_PURGED_UNTIL = text("SELECT purged_until_us FROM change_clock WHERE business_id = :b")
+_MOVE_PURGE_POINT = text(
+    "UPDATE change_clock SET purged_until_us = :point "
+    "WHERE business_id = :b AND purged_until_us < :point"
+)
+
+
+def purge(conn: Connection, business_id: int, before_us: int) -> dict[str, int]:
+    """Delete the business's tombstones stamped before `before_us`; counts per resource.
+
+    The purge point moves just past the newest tombstone deleted (not to `before_us`),
+    so only a window that could really miss a delete is refused. It moves in the same
+    commit as the rows go, so a reader sees either both or neither.
+    """
+    clock.lock(conn, business_id)
+    purged, newest = {}, None
+    for resource in catalogue.RESOURCES:
+        where = (
+            f"FROM {resource.table} WHERE business_id = :b "
+            "AND modified_at < :before AND deleted_at IS NOT NULL"
+        )
+        params = {"b": business_id, "before": before_us}
+        last = conn.execute(text(f"SELECT max(modified_at) {where}"), params).scalar()
+        purged[resource.name] = conn.execute(text(f"DELETE {where}"), params).rowcount
+        if last is not None:
+            newest = last if newest is None else max(newest, last)
+    if newest is not None:
+        conn.execute(_MOVE_PURGE_POINT, {"b": business_id, "point": newest + 1})
+    return purged
+
+
+def check_window(conn: Connection, business_id: int, since_us: int | None) -> None:
+    """Refuse a range reaching back before the purge point.
+
+    Called after a page is read: if a purge committed before the page's scan, this
+    later read sees its purge point; if after, the scan still saw the tombstones.
+    """
+    purged_until: int = conn.execute(_PURGED_UNTIL, {"b": business_id}).scalar_one()
+    if (since_us or 0) < purged_until:
+        raise HistoryPurged(
+            f"Deletes before {format_us(purged_until)} are no longer kept, so this range "
+            "could miss some. Do a complete transfer (no modified_since) and poll on from "
+            "its consistent_until."
+        )
