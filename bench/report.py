@@ -1,0 +1,229 @@
+"""Figures, ratios and targets of each backend: as rich tables, as JSON, and as README markdown."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.scenario import READERS, TRANSFERS, Outcome
+
+NOTES = (
+    "Pages are 10,000 check-ins; p50/p95 over interleaved runs after warm-up, measured "
+    "from request sent to last byte read (DB JSON: query sent to text fetched, in-process).",
+    "The typical app pages by keyset on change_seq like clubfeed; a typical API would use "
+    "OFFSET, which would make its deep pages slower still. It is given keyset so that the "
+    "comparison is about per-record object costs, not paging algorithms.",
+    "DB JSON builds the same records field for field (json_agg / json_group_array), local "
+    "offsets included: PostgreSQL with AT TIME ZONE, SQLite (no zone database) through a "
+    "small table of offset spans. Every contestant's pages were checked to hold the same records. "
+    "The reference row leaves times as integer µs: the cost of the JSON without time formatting.",
+    "Ingest: check-in batches of 10,000 sent one after another through POST "
+    "/v1/checkins/batch into a fresh database, the clock running only while a request is "
+    "in flight. Reads follow a VACUUM ANALYZE on PostgreSQL (what autovacuum soon does).",
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    measured: float
+    goal: float
+    at_most: bool
+    unit: str
+
+    @property
+    def met(self) -> bool:
+        return self.measured <= self.goal if self.at_most else self.measured >= self.goal
+
+    def text(self, value: float) -> str:
+        return f"{value:,.2f}×" if self.unit == "×" else f"{value:,.0f} {self.unit}"
+
+    @property
+    def goal_text(self) -> str:
+        return ("≤ " if self.at_most else "≥ ") + self.text(self.goal)
+
+
+def _p50(outcome: Outcome, name: str) -> float:
+    return outcome.reads.pages[name].p50
+
+
+def ratios(outcome: Outcome) -> dict[str, float]:
+    return {
+        "clubfeed/db_json first": _p50(outcome, "clubfeed first") / _p50(outcome, "db_json first"),
+        "clubfeed/db_json deep": _p50(outcome, "clubfeed deep") / _p50(outcome, "db_json deep"),
+        "typical/clubfeed first": _p50(outcome, "typical first") / _p50(outcome, "clubfeed first"),
+        "typical/clubfeed deep": _p50(outcome, "typical deep") / _p50(outcome, "clubfeed deep"),
+        "deep/first clubfeed": _p50(outcome, "clubfeed deep") / _p50(outcome, "clubfeed first"),
+    }
+
+
+def targets(outcome: Outcome) -> list[Target]:
+    r = ratios(outcome)
+    found = [
+        Target("first page ÷ DB JSON (p50)", r["clubfeed/db_json first"], 1.3, True, "×"),
+        Target("deep page ÷ DB JSON (p50)", r["clubfeed/db_json deep"], 1.3, True, "×"),
+        Target("typical ÷ clubfeed, first page (p50)", r["typical/clubfeed first"], 6, False, "×"),
+        Target("typical ÷ clubfeed, deep page (p50)", r["typical/clubfeed deep"], 6, False, "×"),
+        Target("deep page ÷ first page (p50)", r["deep/first clubfeed"], 1.1, True, "×"),
+    ]
+    if outcome.backend == "postgresql":
+        found.append(
+            Target(
+                "complete transfer",
+                outcome.reads.transfer_records_per_s,
+                250_000,
+                False,
+                "records/s",
+            )
+        )
+    found.append(Target("ingest", outcome.ingest.records_per_s, 20_000, False, "records/s"))
+    return found
+
+
+def _spread(outcome: Outcome, name: str) -> str:
+    spread = outcome.reads.pages[name]
+    return f"{spread.p50:,.1f} / {spread.p95:,.1f} ms"
+
+
+def figures(outcome: Outcome) -> list[tuple[str, str]]:
+    """(figure, value) rows, in the order they are shown."""
+    reads, r = outcome.reads, ratios(outcome)
+    concurrent = reads.concurrent
+    rows = []
+    for where, label in (("first", "first page"), ("deep", "deep page")):
+        rows += [
+            (f"{label}: clubfeed, p50 / p95", _spread(outcome, f"clubfeed {where}")),
+            (f"{label}: DB JSON, p50 / p95", _spread(outcome, f"db_json {where}")),
+            (f"{label}: typical, p50 / p95", _spread(outcome, f"typical {where}")),
+            (
+                f"{label}: DB JSON, times as µs (reference), p50 / p95",
+                _spread(outcome, f"db_raw {where}"),
+            ),
+            (f"{label}: clubfeed ÷ DB JSON", f"{r[f'clubfeed/db_json {where}']:.2f}×"),
+            (f"{label}: typical ÷ clubfeed", f"{r[f'typical/clubfeed {where}']:.1f}×"),
+        ]
+    rows += [
+        ("deep page ÷ first page (clubfeed)", f"{r['deep/first clubfeed']:.2f}×"),
+        (
+            f"complete transfer of {outcome.rows:,} (median of {TRANSFERS})",
+            f"{reads.transfer_records_per_s:,.0f} records/s",
+        ),
+        (
+            f"{READERS} concurrent readers: aggregate",
+            f"{concurrent.records_per_s:,.0f} records/s",
+        ),
+        (
+            f"{READERS} concurrent readers: p50 per request",
+            f"{statistics.median(concurrent.request_ms):,.1f} ms",
+        ),
+        (
+            "ingest, 10,000-record batches",
+            f"{outcome.ingest.records_per_s:,.0f} records/s "
+            f"(p50 {outcome.ingest.batch_p50_ms:,.0f} ms/batch)",
+        ),
+        (
+            "ingest p50 per batch: first → last tenth of the load",
+            f"{outcome.ingest.tenth_p50_ms(last=False):,.0f} → "
+            f"{outcome.ingest.tenth_p50_ms(last=True):,.0f} ms",
+        ),
+        ("server RSS after reads: now / peak", _mib(reads.serve_rss_mib)),
+        ("server RSS while ingesting: peak", f"{outcome.ingest_rss_mib[1]:,.0f} MiB"),
+        ("typical app RSS: now / peak", _mib(reads.typical_rss_mib)),
+        ("page size", f"{reads.page_bytes / 1_000_000:,.2f} MB"),
+    ]
+    return rows
+
+
+def _mib(pair: tuple[float, float]) -> str:
+    return f"{pair[0]:,.0f} / {pair[1]:,.0f} MiB"
+
+
+def _mark(met: bool) -> str:
+    return "[green]met[/]" if met else "[red]missed[/]"
+
+
+def print_outcome(console: Console, outcome: Outcome) -> None:
+    title = f"{outcome.version} — {outcome.rows:,} check-ins"
+    table = Table(title=title, title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in figures(outcome):
+        table.add_row(name, value)
+    console.print(table)
+    checks = Table(title=f"targets on {outcome.backend}", title_justify="left")
+    for column in ("target", "measured", "goal", ""):
+        checks.add_column(column, justify="left" if column == "target" else "right")
+    for target in targets(outcome):
+        checks.add_row(
+            target.name, target.text(target.measured), target.goal_text, _mark(target.met)
+        )
+    console.print(checks)
+
+
+def as_json(outcome: Outcome) -> dict[str, object]:
+    reads = outcome.reads
+    return {
+        "backend": outcome.backend,
+        "version": outcome.version,
+        "rows": outcome.rows,
+        "pages_ms": {
+            name: {"p50": s.p50, "p95": s.p95, "samples": s.samples_ms}
+            for name, s in reads.pages.items()
+        },
+        "deep_page_after_records": reads.deep_after_records,
+        "page_bytes": reads.page_bytes,
+        "ratios": ratios(outcome),
+        "transfer_records_per_s": reads.transfer_records_per_s,
+        "transfer_runs_records_per_s": [t.records_per_s for t in reads.transfers],
+        "concurrent": {
+            "readers": reads.concurrent.readers,
+            "records_per_s": reads.concurrent.records_per_s,
+            "request_p50_ms": statistics.median(reads.concurrent.request_ms),
+        },
+        "ingest": {
+            "records": outcome.ingest.records,
+            "records_per_s": outcome.ingest.records_per_s,
+            "batch_p50_ms": outcome.ingest.batch_p50_ms,
+            "batch_p50_ms_first_tenth": outcome.ingest.tenth_p50_ms(last=False),
+            "batch_p50_ms_last_tenth": outcome.ingest.tenth_p50_ms(last=True),
+        },
+        "rss_mib": {
+            "serve_now": reads.serve_rss_mib[0],
+            "serve_peak": reads.serve_rss_mib[1],
+            "ingest_peak": outcome.ingest_rss_mib[1],
+            "typical_now": reads.typical_rss_mib[0],
+            "typical_peak": reads.typical_rss_mib[1],
+        },
+        "targets": [
+            {"name": t.name, "measured": t.measured, "goal": t.goal, "met": t.met}
+            for t in targets(outcome)
+        ],
+    }
+
+
+def markdown(outcomes: list[Outcome], command: str, machine: str) -> str:
+    """Tables ready to paste into the README: figures and targets, one column per backend."""
+    head = "| | " + " | ".join(o.version for o in outcomes) + " |"
+    rule = "|---|" + "---:|" * len(outcomes)
+    lines = [f"Measured with `{command}` on {machine}.", "", head, rule]
+    names = [name for name, _ in figures(outcomes[0])]
+    values = [dict(figures(o)) for o in outcomes]
+    lines += [f"| {name} | " + " | ".join(v[name] for v in values) + " |" for name in names]
+    lines += ["", "| target | " + " | ".join(o.backend for o in outcomes) + " |", rule]
+    by_backend = [{t.name: t for t in targets(o)} for o in outcomes]
+    longest = max(by_backend, key=len)
+    for name in dict.fromkeys([*longest, *(n for b in by_backend for n in b)]):
+        cells = []
+        for found in by_backend:
+            t = found.get(name)
+            cells.append(
+                "—"
+                if t is None
+                else f"{t.text(t.measured)} ({t.goal_text}) {'met' if t.met else '**missed**'}"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [""] + [f"- {note}" for note in NOTES]
+    return "\n".join(lines) + "\n"

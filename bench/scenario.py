@@ -1,0 +1,210 @@
+"""One backend's run: a fresh database, the load through HTTP, then every read figure."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from bench import databases, dataset, load, measure, servers, verify
+from bench.baselines import DatabaseJson, PostgresJson, SqliteJson
+from bench.client import BenchError, Http
+
+TRANSFERS = 3
+READERS = 4
+DEEP_FRACTION = 0.95
+PATH = "/v1/checkins"
+
+
+@dataclass(frozen=True)
+class Options:
+    rows: int
+    runs: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Reads:
+    """The read figures of one backend."""
+
+    deep_after_records: int
+    page_bytes: int
+    pages: dict[str, measure.Spread]
+    transfers: list[measure.Transfer]
+    concurrent: measure.Concurrent
+    serve_rss_mib: tuple[float, float]
+    typical_rss_mib: tuple[float, float]
+
+    @property
+    def transfer_records_per_s(self) -> float:
+        return statistics.median(t.records_per_s for t in self.transfers)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything measured on one backend."""
+
+    backend: str
+    version: str
+    rows: int
+    ingest: load.IngestResult
+    ingest_rss_mib: tuple[float, float]
+    reads: Reads
+
+
+def _database_json(backend: str, url: str, business_id: int) -> DatabaseJson:
+    if backend == "postgresql":
+        return PostgresJson(url, business_id, measure.LIMIT)
+    zones = {loc[0]: loc[-1] for loc in dataset.LOCATIONS}
+    return SqliteJson(url, business_id, measure.LIMIT, zones)
+
+
+def run(backend: str, options: Options, console: Console, workdir: Path) -> Outcome:
+    with databases.fresh(backend, workdir) as url:
+        console.print(f"[bold]{backend}[/]: migrating, creating tenants through the CLI")
+        databases.cli(url, "db", "upgrade")
+        tenants = dataset.tenants(options.rows, options.seed)
+        credentials = {t.name: databases.create_business(url, t.name) for t in tenants}
+        integrator = databases.cli(url, "integrator", "create", "Bench Loyalty", "--json")
+        with servers.clubfeed(url, workdir, f"{backend}-ingest") as server:
+            ingest = load.load(server.port, tenants, credentials, console)
+            ingest_rss = server.memory_mib()
+        console.print("settling the database (PostgreSQL: VACUUM ANALYZE; SQLite: checkpoint)")
+        databases.settle(backend, url)
+        measured = credentials[tenants[0].name]
+        headers = {
+            "X-Integrator-Key": integrator["key"],
+            "Authorization": f"Bearer {measured.shared_secret}",
+        }
+        version = databases.server_version(backend, url)
+        database_json = _database_json(backend, url, measured.business_id)
+        try:
+            with (
+                servers.clubfeed(url, workdir, f"{backend}-read") as ours,
+                servers.typical(url, workdir) as typical,
+            ):
+                reads = _reads(options, console, ours, typical, database_json, headers)
+        finally:
+            database_json.close()
+    return Outcome(backend, version, options.rows, ingest, ingest_rss, reads)
+
+
+@dataclass(frozen=True)
+class PageRequests:
+    """The first page and the deep page, as each contestant asks for them."""
+
+    first: str
+    deep: str
+    typical_first: str
+    typical_deep: str
+    hi: int
+    deep_seq: int
+    deep_after: int
+
+
+def _page_requests(
+    transfer: measure.Transfer, rows: int, database_json: DatabaseJson
+) -> PageRequests:
+    """The deep page starts ~95% into the table: clubfeed reuses a cursor from a transfer
+    (cursors are stateless), the others start after the same record's change_seq."""
+    deep_page = min(int(len(transfer.request_ms) * DEEP_FRACTION), rows // measure.LIMIT - 1)
+    deep_after = deep_page * measure.LIMIT
+    deep_seq = database_json.seq_after(deep_after)
+    first = f"{PATH}?limit={measure.LIMIT}"
+    typical_first = f"{PATH}?business_id={database_json.business_id}&limit={measure.LIMIT}"
+    return PageRequests(
+        first=first,
+        deep=f"{first}&cursor={transfer.cursors[deep_page - 1]}",
+        typical_first=typical_first,
+        typical_deep=f"{typical_first}&cursor={deep_seq}",
+        hi=database_json.clock_seq(),
+        deep_seq=deep_seq,
+        deep_after=deep_after,
+    )
+
+
+def _check_agreement(
+    ours: Http,
+    typical: Http,
+    database_json: DatabaseJson,
+    pages: PageRequests,
+    headers: Mapping[str, str],
+) -> int:
+    """Refuse to time contestants that hand over different records; the page's size in bytes."""
+    for where, ours_path, typical_path, after in (
+        ("first", pages.first, pages.typical_first, 0),
+        ("deep", pages.deep, pages.typical_deep, pages.deep_seq),
+    ):
+        body = ours.get(ours_path, headers)
+        formatted = database_json.page(after, pages.hi)
+        verify.same_as_database(f"{where} page vs DB JSON", body, formatted)
+        verify.same_as_typical(f"{where} page vs typical", body, typical.get(typical_path, {}))
+        raw = database_json.page(after, pages.hi, raw=True)
+        verify.same_ids(f"{where} page vs DB JSON with raw times", body, raw)
+    return len(body)
+
+
+def _time_pages(
+    ours: Http,
+    typical: Http,
+    database_json: DatabaseJson,
+    pages: PageRequests,
+    headers: Mapping[str, str],
+    options: Options,
+) -> dict[str, measure.Spread]:
+    hi, deep_seq = pages.hi, pages.deep_seq
+    return measure.interleaved(
+        {
+            "clubfeed first": lambda: ours.timed_get(pages.first, headers)[0],
+            "clubfeed deep": lambda: ours.timed_get(pages.deep, headers)[0],
+            "typical first": lambda: typical.timed_get(pages.typical_first, {})[0],
+            "typical deep": lambda: typical.timed_get(pages.typical_deep, {})[0],
+            "db_json first": lambda: database_json.timed_page(0, hi)[0],
+            "db_json deep": lambda: database_json.timed_page(deep_seq, hi)[0],
+            "db_raw first": lambda: database_json.timed_page(0, hi, raw=True)[0],
+            "db_raw deep": lambda: database_json.timed_page(deep_seq, hi, raw=True)[0],
+        },
+        options.runs,
+        options.seed,
+    )
+
+
+def _reads(
+    options: Options,
+    console: Console,
+    ours: servers.Server,
+    typical: servers.Server,
+    database_json: DatabaseJson,
+    headers: Mapping[str, str],
+) -> Reads:
+    console.print(f"{TRANSFERS} complete transfers through clubfeed's HTTP API")
+    transfers = [measure.transfer(ours.port, headers, PATH) for _ in range(TRANSFERS)]
+    for done in transfers:
+        if done.records != options.rows:
+            raise BenchError(f"a complete transfer returned {done.records:,} of {options.rows:,}")
+    pages = _page_requests(transfers[0], options.rows, database_json)
+    ours_http, typical_http = Http(ours.port), Http(typical.port)
+    try:
+        page_bytes = _check_agreement(ours_http, typical_http, database_json, pages, headers)
+        console.print(
+            f"pages agree record for record; timing {options.runs} interleaved rounds "
+            f"(+{measure.WARMUP} warm-up) of first and deep pages"
+        )
+        spreads = _time_pages(ours_http, typical_http, database_json, pages, headers, options)
+    finally:
+        ours_http.close()
+        typical_http.close()
+    console.print(f"{READERS} concurrent readers, each a complete transfer")
+    concurrent = measure.concurrent_transfers(ours.port, headers, READERS)
+    return Reads(
+        deep_after_records=pages.deep_after,
+        page_bytes=page_bytes,
+        pages=spreads,
+        transfers=transfers,
+        concurrent=concurrent,
+        serve_rss_mib=ours.memory_mib(),
+        typical_rss_mib=typical.memory_mib(),
+    )

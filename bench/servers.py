@@ -1,0 +1,104 @@
+"""The servers under test, each in its own process.
+
+Separate processes keep the client off the servers' GIL and let the benchmark
+read each server's memory from /proc.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.client import HOST, BenchError
+
+REPO = Path(__file__).resolve().parent.parent
+CLUBFEED = Path(sys.executable).parent / "clubfeed"
+TYPICAL_URL_VARIABLE = "BENCH_TYPICAL_DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def memory_mib(self) -> tuple[float, float]:
+        """(resident now, resident peak) in MiB, from /proc/<pid>/status."""
+        fields: dict[str, float] = {}
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) / 1024
+        return fields["VmRSS"], fields["VmHWM"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_ready(server: Server, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise BenchError(f"{server.name} exited early:\n{server.log.read_text()[-3000:]}")
+        try:
+            conn = http.client.HTTPConnection(HOST, server.port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise BenchError(f"{server.name} did not start within {timeout:.0f} s; see {server.log}")
+
+
+@contextmanager
+def _running(name: str, command: list[str], env: dict[str, str], log: Path) -> Iterator[Server]:
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(name, int(command[command.index("--port") + 1]), process, log)
+    try:
+        _wait_ready(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def clubfeed(url: str, workdir: Path, tag: str) -> AbstractContextManager[Server]:
+    """`clubfeed serve` on a free port."""
+    command = [str(CLUBFEED), "--database-url", url, "serve", "--port", str(free_port())]
+    return _running("clubfeed", command, dict(os.environ), workdir / f"clubfeed-{tag}.log")
+
+
+def typical(url: str, workdir: Path) -> AbstractContextManager[Server]:
+    """The typical FastAPI + Pydantic + SQLAlchemy ORM app under uvicorn."""
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "bench.typical_app:app_from_env",
+        "--host",
+        HOST,
+        "--port",
+        str(free_port()),
+    ]
+    env = {**os.environ, TYPICAL_URL_VARIABLE: url}
+    return _running("typical app", command, env, workdir / "typical.log")
