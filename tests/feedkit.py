@@ -202,7 +202,6 @@ def direct_fetch(
     def page_on(connection: Connection, params: dict[str, str]) -> queries.Page:
         since, before = params.get("modified_since"), params.get("modified_before")
         query = queries.ListQuery(
-            queries.RANGE if since or before else queries.COMPLETE,
             since_us=None if since is None else us(since),
             before_us=None if before is None else us(before),
         )

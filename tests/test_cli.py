@@ -477,14 +477,16 @@ def test_invalid_json_lines_are_reported_by_number(cli_url: str, api: Api, tmp_p
 
 
 def test_tombstone_lines_delete(cli_url: str, api: Api, tmp_path: Path) -> None:
+    """Deleting an id never sent is a no-op; a bad line fails its batch only."""
     write_ndjson(tmp_path / "live.ndjson", [record("locations", name) for name in "abc"])
     assert run_import(api, cli_url, "locations", tmp_path / "live.ndjson").returncode == 0
     path = write_ndjson(
         tmp_path / "deletes.ndjson",
         [
             {"id": "b", "deleted": True},
+            {"id": "never-sent", "deleted": True},
             # Error details quote the file's data; markup-like text must not break the output.
-            {"id": "[/x] never", "deleted": True},
+            record("locations", "d", timezone="[/x] never"),
         ],
     )
 
@@ -492,8 +494,9 @@ def test_tombstone_lines_delete(cli_url: str, api: Api, tmp_path: Path) -> None:
 
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
-    assert failures(result.stderr) == [(2, "There is no locations record '[/x] never' to delete")]
-    assert summary(result.stderr) == counts(lines=2, deleted=1, failed_batches=1)
+    [(line, detail)] = failures(result.stderr)
+    assert line == 3 and detail.startswith("'[/x] never' is not an IANA time zone")
+    assert summary(result.stderr) == counts(lines=3, deleted=1, unchanged=1, failed_batches=1)
     assert ids(api, "locations") == ["a", "c"]
     assert api.get("/v1/locations/b").status_code == 404
     (tombstone,) = api.get("/v1/locations", params={"ids": "b"}).json()["data"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,17 +24,11 @@ from sqlalchemy import Engine
 
 from clubfeed.storage.engine import is_sqlite
 from clubfeed.timefmt import format_us, now_us
+from tests.conftest import _free_port
 from tests.factories import Tenant, new_tenant, record
 from tests.feedkit import EPOCH, Fetch, Page, Poller, http_fetch, ids, live_records, us
 
 HOUR_US = 3_600_000_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ServeProcess:

@@ -224,8 +224,8 @@ def test_a_batch_is_all_or_nothing(api: Api) -> None:
             "memberships", [changed, *good, record("memberships", "bad", refs, user_id="nobody")]
         )
         assert_problem(late_failure, 422, "invalid-request", pointer="/upsert/101/user_id")
-        missing_delete = api.batch("memberships", [changed, *good], [refs["memberships"] + "-gone"])
-        assert_problem(missing_delete, 422, "invalid-request", pointer="/delete/0")
+        duplicate = api.batch("memberships", [changed, *good, good[7]])
+        assert_problem(duplicate, 422, "invalid-request", pointer="/upsert/101/id")
     assert api.batch("memberships", [changed, *good]).json()["created"] == 100
 
 
@@ -345,3 +345,9 @@ def test_a_failed_request_with_a_key_stores_nothing_and_can_be_retried(api: Api)
         assert_problem(malformed, 422, "invalid-request", pointer="/first_name")
     fixed = _keyed(api, "PUT", "/v1/users/u-5", "retry-2", ANN)
     assert fixed.status_code == 201
+
+
+def test_extra_in_another_key_order_is_unchanged(api: Api) -> None:
+    first = api.put("users", "x", record("users", "x", extra={"a": 1, "b": {"d": 2, "c": 3}}))
+    again = api.put("users", "x", record("users", "x", extra={"b": {"c": 3, "d": 2}, "a": 1}))
+    assert again.status_code == 200 and again.json() == first.json()

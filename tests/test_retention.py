@@ -85,34 +85,48 @@ def test_purge_touches_one_business_only(db: Engine, api: Api, other_api: Api) -
     assert sorted(r["id"] for r in others.json()["data"] if r.get("deleted")) == ["r1", "r2"]
 
 
-def test_cli_purges_tombstones_older_than_the_given_days(db_url: str, api: Api) -> None:
+def test_cli_purges_tombstones_and_idempotency_keys_older_than_the_given_days(
+    db_url: str, api: Api
+) -> None:
     _write_and_delete_twice(api)
+    body = record("checkins", "kept-key", {"locations": "loc-1", "users": "use-1"})
+    keyed = {**api.tenant.write_headers, "Idempotency-Key": "k-1"}
+    first = api.client.put("/v1/checkins/kept-key", json=body, headers=keyed)
+    assert first.status_code == 201
     business = str(api.tenant.business.id)
 
-    def purge_cli(days: str, which: str) -> subprocess.CompletedProcess[str]:
+    def purge_cli(*options: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [
-                str(Path(sys.executable).parent / "clubfeed"),
-                "db",
-                "purge-tombstones",
-                "--older-than",
-                days,
-                "--business",
-                which,
-            ],
+            [str(Path(sys.executable).parent / "clubfeed"), "db", "purge", *options],
             env={**os.environ, "CLUBFEED_DATABASE_URL": db_url},
             capture_output=True,
             text=True,
         )
 
-    kept = purge_cli("1", business)
-    assert kept.returncode == 0 and re.search(rf"\b{business}\b\W+0\W", kept.stderr), kept.stderr
+    kept = purge_cli("--tombstones-older-than", "1", "--business", business)
+    assert kept.returncode == 0 and re.search(rf"\b{business}\b\W+0\W+0\W", kept.stderr), (
+        kept.stderr
+    )
     assert api.get("/v1/checkins", params={"modified_since": LONG_AGO}).status_code == 200
 
-    purged = purge_cli("0", business)
-    assert purged.returncode == 0 and re.search(rf"\b{business}\b\W+2\W", purged.stderr)
+    purged = purge_cli(
+        "--tombstones-older-than", "0", "--idempotency-keys-older-than", "0", "--business", business
+    )
+    assert purged.returncode == 0 and re.search(rf"\b{business}\b\W+2\W+1\W", purged.stderr)
     _assert_gone(api.get("/v1/checkins", params={"modified_since": LONG_AGO}))
     assert api.get("/v1/checkins", params={"ids": "r1,r2"}).json()["missing"] == ["r1", "r2"]
+    # The key is forgotten: the same key with another body is now a new request.
+    changed = {**body, "extra": {"v": 2}}
+    other = api.client.put("/v1/checkins/kept-key", json=changed, headers=keyed)
+    assert other.status_code == 200
 
-    unknown = purge_cli("0", "999999")
+    unknown = purge_cli("--business", "999999")
     assert unknown.returncode == 1 and "no business 999999" in unknown.stderr
+
+
+def test_a_window_from_before_1970_is_fine_until_something_is_purged(api: Api) -> None:
+    """Clients send minimum dates such as 0001-01-02; nothing purged means nothing missing."""
+    _write_and_delete_twice(api)
+    response = api.get("/v1/checkins", params={"modified_since": "1900-01-01T00:00:00Z"})
+    assert response.status_code == 200
+    assert sorted(r["id"] for r in response.json()["data"] if r.get("deleted")) == ["r1", "r2"]

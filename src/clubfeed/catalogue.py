@@ -62,6 +62,11 @@ class Resource:
         object.__setattr__(self, "field_by_name", {f.name: f for f in self.fields})
 
     @property
+    def type_name(self) -> str:
+        """The resource as a type name: "sales-categories" → "SalesCategories"."""
+        return "".join(part.title() for part in self.name.split("-"))
+
+    @property
     def refs(self) -> tuple[Field, ...]:
         return tuple(f for f in self.fields if f.kind is Kind.REF)
 
@@ -275,10 +280,6 @@ def get(name: str) -> Resource:
     return BY_NAME[name]
 
 
-def dependents_with_local_times(location_resource: str = "locations") -> tuple[Resource, ...]:
+def dependents_with_local_times() -> tuple[Resource, ...]:
     """Resources whose rendered event times depend on a location's time zone."""
-    return tuple(
-        r
-        for r in RESOURCES
-        if r.has_local_times and r.field_by_name["location_id"].ref == location_resource
-    )
+    return tuple(r for r in RESOURCES if r.has_local_times)

@@ -16,11 +16,13 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from clubfeed.auth import credentials
 from clubfeed.errors import ClubfeedError
+from clubfeed.ingest.validate import MAX_BATCH
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine, read_connection, write_transaction
 from clubfeed.storage.schema import businesses
 
 err = Console(stderr=True)
+DAY_US = 86_400_000_000
 
 
 class Context:
@@ -86,8 +88,16 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
+@click.option(
+    "--forwarded-allow-ips",
+    envvar="FORWARDED_ALLOW_IPS",
+    default="127.0.0.1",
+    show_default=True,
+    help="Proxies whose X-Forwarded-Proto/For are trusted (comma-separated, or *), so that "
+    "Link headers and OAuth metadata carry the public https URL.",
+)
 @pass_context
-def serve(ctx: Context, host: str, port: int, workers: int) -> None:
+def serve(ctx: Context, host: str, port: int, workers: int, forwarded_allow_ips: str) -> None:
     """Serve the HTTP API (run `clubfeed db upgrade` first)."""
     import uvicorn
 
@@ -103,6 +113,8 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         log_level="info",
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
         h11_max_incomplete_event_size=256 * 1024,
     )
 
@@ -128,27 +140,40 @@ def db_upgrade(ctx: Context) -> None:
     err.print(f"Database {escape(_safe_url(ctx.settings.database_url))} is up to date.")
 
 
-@db.command("purge-tombstones")
+@db.command("purge")
 @click.option(
-    "--older-than",
-    "days",
-    required=True,
+    "--tombstones-older-than",
+    "tombstone_days",
+    default=90,
+    show_default=True,
     type=click.IntRange(min=0),
     help="Purge deletes stamped more than this many days ago.",
 )
+@click.option(
+    "--idempotency-keys-older-than",
+    "key_days",
+    default=7,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Forget Idempotency-Keys used more than this many days ago.",
+)
 @click.option("--business", "business_id", type=int, help="Only this business (default: all).")
 @pass_context
-def db_purge_tombstones(ctx: Context, days: int, business_id: int | None) -> None:
-    """Purge old tombstones; range queries reaching back before them then get 410 Gone.
+def db_purge(ctx: Context, tombstone_days: int, key_days: int, business_id: int | None) -> None:
+    """Purge old tombstones and idempotency keys (run it daily).
 
-    Pollers that fall further behind than the retention do a complete transfer.
+    A range query or cursor reaching back before the purged tombstones then gets
+    410 Gone: pollers that fall further behind than the retention do a complete
+    transfer. Replaying a forgotten Idempotency-Key writes again.
     """
     from rich.table import Table
 
     from clubfeed.feed.retention import purge
+    from clubfeed.ingest import idempotency
     from clubfeed.timefmt import format_us, now_us
 
-    before_us = now_us() - days * 86_400_000_000
+    now = now_us()
+    tombstones_before, keys_before = now - tombstone_days * DAY_US, now - key_days * DAY_US
     with read_connection(ctx.engine) as conn:
         query = select(businesses.c.id).order_by(businesses.c.id)
         if business_id is not None:
@@ -156,13 +181,18 @@ def db_purge_tombstones(ctx: Context, days: int, business_id: int | None) -> Non
         ids = list(conn.execute(query).scalars())
     if business_id is not None and not ids:
         raise click.ClickException(f"There is no business {business_id}.")
-    table = Table(title=f"Tombstones purged (stamped before {format_us(before_us)})")
+    table = Table(
+        title=f"Purged: tombstones before {format_us(tombstones_before)[:19]}, "
+        f"idempotency keys before {format_us(keys_before)[:19]}"
+    )
     table.add_column("business", justify="right")
     table.add_column("tombstones", justify="right")
+    table.add_column("idempotency keys", justify="right")
     for each in ids:
         with write_transaction(ctx.engine) as conn:
-            counts = purge(conn, each, before_us)
-        table.add_row(str(each), f"{sum(counts.values()):,}")
+            counts = purge(conn, each, tombstones_before)
+            keys = idempotency.forget(conn, each, keys_before)
+        table.add_row(str(each), f"{sum(counts.values()):,}", f"{keys:,}")
     err.print(table)
 
 
@@ -264,9 +294,9 @@ def integrator_create(ctx: Context, name: str, as_json: bool) -> None:
 )
 @click.option(
     "--batch-size",
-    default=10_000,
+    default=MAX_BATCH,
     show_default=True,
-    type=click.IntRange(1, 10_000),
+    type=click.IntRange(1, MAX_BATCH),
     help="Records per transaction.",
 )
 @pass_context

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,6 +34,18 @@ def format_us(us: int, zone: ZoneInfo | None = None) -> str:
     return from_us(us, zone).isoformat(timespec="microseconds")
 
 
+# A day inside datetime's range at each end, so that an instant renders in any offset.
+EARLIEST_US = (datetime(1, 1, 2, tzinfo=UTC) - EPOCH) // _ONE_US
+LATEST_US = (datetime(9999, 12, 31, tzinfo=UTC) - EPOCH) // _ONE_US
+RANGE_TEXT = "between 0001-01-02 and 9999-12-30 (UTC)"
+
+
+def out_of_range(value: datetime) -> bool:
+    """Too near the ends of datetime's range to render in every offset."""
+    # Only the first and last years can be, so only they are measured.
+    return not 1 < value.year < 9999 and not EARLIEST_US <= to_us(value) < LATEST_US
+
+
 def parse_aware(text: str) -> datetime:
     """Parse an RFC 3339 / ISO 8601 datetime that carries an offset (`Z` or `±hh:mm`)."""
     try:
@@ -59,7 +71,3 @@ def is_timezone(name: str) -> bool:
     except (ZoneInfoNotFoundError, ValueError):
         return False
     return True
-
-
-def format_date(value: date) -> str:
-    return value.isoformat()

@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 from clubfeed.api import openapi, params
 from clubfeed.api.deps import blocking, signer, state
+from clubfeed.api.params import MAX_LOOKUP_IDS
 from clubfeed.auth import guard
 from clubfeed.catalogue import Resource
 from clubfeed.errors import BadRequest, ErrorItem, InvalidInput, NotFound
@@ -25,7 +26,6 @@ from clubfeed.storage.engine import read_connection
 from clubfeed.timefmt import format_us
 
 JSON = "application/json"
-MAX_LOOKUP_IDS = 10_000
 T = TypeVar("T")
 
 

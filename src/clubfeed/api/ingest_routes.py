@@ -58,24 +58,28 @@ Parsed = tuple[Sequence[Any], Sequence[str]]
 async def _write(
     request: Request,
     resource: Resource,
-    body: bytes,
-    parse: Callable[[], Parsed],
+    parse: Callable[[bytes], Parsed],
     respond: Callable[[write.Changes], StoredResponse],
     *,
     in_batch: bool,
 ) -> Response:
-    """Authenticate the writer, then parse the request with `parse` and apply it.
+    """Authenticate the writer, then read the body, parse it with `parse` and apply it.
 
-    Credentials come first, so a caller without them learns nothing about the
-    request but 401.
+    Credentials come first, before even the body is read, so a caller without them
+    learns nothing but 401 and cannot make the server buffer a large body.
     """
     engine = state(request).engine
 
-    def run() -> StoredResponse:
+    def authenticate() -> int:
         with read_connection(engine) as conn:
-            business_id = guard.writer(conn, request.headers)
+            return guard.writer(conn, request.headers)
+
+    business_id = await blocking(authenticate)
+    body = await request.body()
+
+    def run() -> StoredResponse:
         idempotency_request = _idempotency(request, body)
-        upserts, deletes = parse()
+        upserts, deletes = parse(body)
         return write.write(
             engine,
             business_id=business_id,
@@ -105,14 +109,12 @@ def router(resource: Resource) -> APIRouter:
         summary=f"Upsert and delete up to 10,000 {resource.name} records",
     )
     async def batch(request: Request) -> Response:
-        body = await request.body()
-
-        def parse() -> Parsed:
+        def parse(body: bytes) -> Parsed:
             parsed = validate.decode(body, batch_type)
             validate.check_records(resource, parsed.upsert, parsed.delete)
             return parsed.upsert, parsed.delete
 
-        return await _write(request, resource, body, parse, _batch_summary, in_batch=True)
+        return await _write(request, resource, parse, _batch_summary, in_batch=True)
 
     @api.put(
         "/{record_id:path}",
@@ -122,9 +124,8 @@ def router(resource: Resource) -> APIRouter:
     )
     async def put(request: Request) -> Response:
         record_id: str = request.path_params["record_id"]
-        body = await request.body()
 
-        def parse() -> Parsed:
+        def parse(body: bytes) -> Parsed:
             record = validate.decode(body, record_type)
             if record.id is None:
                 record.id = record_id
@@ -134,7 +135,7 @@ def router(resource: Resource) -> APIRouter:
             validate.check_records(resource, [record], [], in_batch=False)
             return [record], []
 
-        return await _write(request, resource, body, parse, _one_record(record_id), in_batch=False)
+        return await _write(request, resource, parse, _one_record(record_id), in_batch=False)
 
     @api.delete(
         "/{record_id:path}",
@@ -145,11 +146,11 @@ def router(resource: Resource) -> APIRouter:
     async def delete(request: Request) -> Response:
         record_id: str = request.path_params["record_id"]
 
-        def parse() -> Parsed:
+        def parse(_body: bytes) -> Parsed:
             if (problem := validate.check_id(record_id, "record_id")) is not None:
                 raise BadRequest(problem.detail, [problem])
             return [], [record_id]
 
-        return await _write(request, resource, b"", parse, _one_record(record_id), in_batch=False)
+        return await _write(request, resource, parse, _one_record(record_id), in_batch=False)
 
     return api

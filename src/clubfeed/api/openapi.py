@@ -6,7 +6,7 @@ clear errors), so FastAPI cannot infer their shapes; these builders state them.
 
 from __future__ import annotations
 
-from clubfeed.api.params import DEFAULT_LIMIT, MAX_GET_IDS, MAX_LIMIT
+from clubfeed.api.params import DEFAULT_LIMIT, MAX_GET_IDS, MAX_LIMIT, MAX_LOOKUP_IDS
 from clubfeed.api.schemas import ID_SCHEMA, Schema, ref, schema_name
 from clubfeed.catalogue import Resource
 from clubfeed.ingest.validate import MAX_BATCH
@@ -124,7 +124,9 @@ class ReadDocs:
         r = self.resource
         body = {
             "type": "object",
-            "properties": {"ids": {"type": "array", "items": ID_SCHEMA, "maxItems": 10_000}},
+            "properties": {
+                "ids": {"type": "array", "items": ID_SCHEMA, "maxItems": MAX_LOOKUP_IDS}
+            },
             "required": ["ids"],
             "additionalProperties": False,
         }
@@ -136,10 +138,12 @@ class ReadDocs:
                 "200": _json(
                     ref(schema_name(r, "Lookup")), "The records found, and the ids missing"
                 ),
-                "400": _problem('The body is not {"ids": [...]} or lists more than 10,000 ids'),
+                "400": _problem("The body is not JSON, or lists more than 10,000 ids"),
                 "401": _UNAUTHENTICATED,
                 "413": _problem("The body is too large"),
-                "422": _problem("An id is not 1 to 64 printable characters"),
+                "422": _problem(
+                    'The body is not {"ids": [...]}, or an id is not 1 to 64 printable characters'
+                ),
             },
         }
 

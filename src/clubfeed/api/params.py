@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from starlette.datastructures import QueryParams
 
 from clubfeed.catalogue import Resource
 from clubfeed.errors import BadRequest, ErrorItem
-from clubfeed.feed.queries import COMPLETE, RANGE, ListQuery
+from clubfeed.feed.queries import ListQuery
 from clubfeed.ingest.validate import check_id
 from clubfeed.timefmt import parse_aware, to_us
 
 DEFAULT_LIMIT = 1_000
 MAX_LIMIT = 10_000
 MAX_GET_IDS = 1_000
+MAX_LOOKUP_IDS = 10_000
 COMMON = ("limit", "cursor", "ids", "modified_since", "modified_before")
 
 
 @dataclass(frozen=True)
 class ListParams:
-    query: ListQuery
+    """A parsed list request; `query` is None when only a cursor says what is asked."""
+
+    query: ListQuery | None
     limit: int
     cursor: str | None
     ids: list[str] | None
@@ -33,8 +37,8 @@ def _bad(detail: str, parameter: str) -> BadRequest:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    # isascii: isdigit alone also accepts digits int() refuses, such as "²".
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
+    # ASCII digits only, and few of them: int() refuses "²" and very long numbers.
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise _bad(f"limit must be a whole number from 1 to {MAX_LIMIT:,}; got {raw!r}.", "limit")
     return int(raw)
 
@@ -92,9 +96,11 @@ def parse(resource: Resource, params: QueryParams) -> ListParams:
                 "ids",
             )
         ids = _ids(params["ids"], resource.name)
-    kind = RANGE if since is not None or before is not None else COMPLETE
+    query = ListQuery(tuple(filters), since, before)
+    # A cursor alone continues the query it came from; parameters sent with it must match it.
+    only_cursor = "cursor" in params and query == ListQuery()
     return ListParams(
-        query=ListQuery(kind, tuple(filters), since, before),
+        query=None if only_cursor else query,
         limit=_limit(params.get("limit")),
         cursor=params.get("cursor"),
         ids=ids,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clubfeed import catalogue
 from clubfeed.catalogue import RESOURCES, Field, Kind, Resource
 from clubfeed.ingest.validate import MAX_DECIMAL_DIGITS, MAX_TEXT
 
@@ -15,7 +16,7 @@ Schema = dict[str, Any]
 
 _KIND_SCHEMAS: dict[Kind, Schema] = {
     Kind.TEXT: {"type": "string", "maxLength": MAX_TEXT},
-    Kind.REF: {"type": "string", "minLength": 1, "maxLength": 64},
+    Kind.REF: {"type": "string", "minLength": 1, "maxLength": catalogue.MAX_ID_LENGTH},
     Kind.TIMEZONE: {
         "type": "string",
         "description": "IANA time zone",
@@ -31,7 +32,12 @@ _KIND_SCHEMAS: dict[Kind, Schema] = {
         "examples": ["49.90"],
     },
 }
-ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 64, "description": "The POS's own key"}
+ID_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": catalogue.MAX_ID_LENGTH,
+    "description": "The POS's own key",
+}
 UTC_SCHEMA = {
     "type": "string",
     "format": "date-time",
@@ -40,7 +46,7 @@ UTC_SCHEMA = {
 
 
 def schema_name(resource: Resource, suffix: str = "") -> str:
-    return "".join(part.title() for part in resource.name.split("-")) + suffix
+    return resource.type_name + suffix
 
 
 def ref(name: str) -> Schema:
@@ -92,7 +98,7 @@ def _write_schema(resource: Resource) -> Schema:
     properties["extra"] = {"type": "object", "default": {}}
     properties |= {
         name: {"description": "Server-owned: accepted and ignored"}
-        for name in ("created_at", "modified_at", "deleted")
+        for name in catalogue.SERVER_FIELDS
     }
     required = [f.name for f in resource.fields if not f.nullable and f.kind is not Kind.BOOL]
     return {

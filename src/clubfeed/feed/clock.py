@@ -34,10 +34,9 @@ _CREATE = text("INSERT INTO change_clock (business_id, seq, last_us) VALUES (:b,
 
 @dataclass(frozen=True)
 class Tick:
-    """Numbers a write transaction stamps its rows with: seqs `first..last`, one instant."""
+    """Numbers a write transaction stamps its rows with: seqs from `first` on, one instant."""
 
     first: int
-    last: int
     us: int
 
 
@@ -64,7 +63,7 @@ def advance(conn: Connection, business_id: int, n: int) -> Tick:
         row = conn.execute(_ADVANCE_SQLITE, {"n": n, "b": business_id, "now": now_us()}).one()
     else:
         row = conn.execute(_ADVANCE_PG, {"n": n, "b": business_id}).one()
-    return Tick(first=row.seq - n + 1, last=row.seq, us=row.last_us)
+    return Tick(first=row.seq - n + 1, us=row.last_us)
 
 
 def lock(conn: Connection, business_id: int) -> None:

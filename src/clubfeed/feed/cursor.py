@@ -22,7 +22,7 @@ from clubfeed.errors import BadRequest, ErrorItem
 from clubfeed.storage.engine import is_sqlite
 from clubfeed.storage.schema import server_secrets
 
-VERSION = 1
+VERSION = 2
 _TAG_BYTES = 16
 
 
@@ -37,7 +37,6 @@ class CursorState(msgspec.Struct, array_like=True, frozen=True):
     version: int
     business_id: int
     resource: str
-    kind: str
     after: int
     hi: int
     until_us: int

@@ -24,19 +24,40 @@ COMPLETE = "complete"
 RANGE = "range"
 
 
+_BOUNDS = ("modified_since", "modified_before")
+
+
 @dataclass(frozen=True)
 class ListQuery:
-    """What a list asks: its kind, field filters, and datetime bounds (µs, half-open)."""
+    """What a list asks: field filters and datetime bounds (µs, half-open).
 
-    kind: str
+    With either bound it is a range query (tombstones included); without, a
+    complete transfer of live records.
+    """
+
     filters: tuple[tuple[str, str], ...] = ()
     since_us: int | None = None
     before_us: int | None = None
 
+    @property
+    def kind(self) -> str:
+        return RANGE if self.since_us is not None or self.before_us is not None else COMPLETE
+
     def fingerprint(self) -> tuple[tuple[str, str], ...]:
         """Everything that must stay the same from one page to the next."""
-        bounds = [("modified_since", self.since_us), ("modified_before", self.before_us)]
+        bounds = zip(_BOUNDS, (self.since_us, self.before_us), strict=True)
         return tuple(sorted(self.filters + tuple((k, str(v)) for k, v in bounds if v is not None)))
+
+    @classmethod
+    def from_fingerprint(cls, fingerprint: tuple[tuple[str, str], ...]) -> ListQuery:
+        """The query a cursor was issued for."""
+        values = dict(fingerprint)
+        since, before = (values.pop(name, None) for name in _BOUNDS)
+        return cls(
+            tuple(sorted(values.items())),
+            None if since is None else int(since),
+            None if before is None else int(before),
+        )
 
 
 @dataclass(frozen=True)
@@ -95,18 +116,31 @@ def list_page(
     *,
     business_id: int,
     resource: Resource,
-    query: ListQuery,
+    query: ListQuery | None,
     limit: int,
     cursor: str | None = None,
 ) -> Page:
-    """One page of a complete transfer or a range query, and the cursor of the next."""
-    fingerprint = query.fingerprint()
+    """One page of a complete transfer or a range query, and the cursor of the next.
+
+    `query` None means "whatever the cursor was issued for"; a query given with a
+    cursor must be the cursor's own.
+    """
     if cursor is None:
+        query = query or ListQuery()
         after, hi, until_us = _first_position(conn, resource, business_id, query)
     else:
         state = signer.decode(cursor)
-        _check_cursor(state, business_id, resource, query.kind, fingerprint)
+        _check_cursor(state, business_id, resource)
+        cursor_query = ListQuery.from_fingerprint(state.filters)
+        if query is not None and query.fingerprint() != cursor_query.fingerprint():
+            problem = (
+                "This cursor belongs to a query with other parameters; send the cursor alone, "
+                "or with the same parameters as the first page (the Link header does)."
+            )
+            raise BadRequest(problem, [ErrorItem(problem, "cursor")])
+        query = cursor_query
         after, hi, until_us = state.after, state.hi, state.until_us
+    fingerprint = query.fingerprint()
     params: dict[str, object] = {
         "b": business_id,
         "after": after,
@@ -122,30 +156,17 @@ def list_page(
         rows = rows[:limit]
         last = rows[-1][0]
         next_cursor = signer.encode(
-            CursorState(
-                VERSION, business_id, resource.name, query.kind, last, hi, until_us, fingerprint
-            )
+            CursorState(VERSION, business_id, resource.name, last, hi, until_us, fingerprint)
         )
     return Page(",".join(row[1] for row in rows), len(rows), next_cursor, until_us)
 
 
-def _check_cursor(
-    state: CursorState,
-    business_id: int,
-    resource: Resource,
-    kind: str,
-    fingerprint: tuple[tuple[str, str], ...],
-) -> None:
+def _check_cursor(state: CursorState, business_id: int, resource: Resource) -> None:
     problem = None
     if state.business_id != business_id:
         problem = "This cursor belongs to another business's query."
     elif state.resource != resource.name:
         problem = f"This cursor belongs to a query of {state.resource}, not {resource.name}."
-    elif state.kind != kind or tuple(map(tuple, state.filters)) != fingerprint:
-        problem = (
-            "This cursor belongs to a query with other filters; send the same filters "
-            "as the first page, or follow the Link header."
-        )
     if problem is not None:
         raise BadRequest(problem, [ErrorItem(problem, "cursor")])
 

@@ -29,18 +29,20 @@ def purge(conn: Connection, business_id: int, before_us: int) -> dict[str, int]:
     commit as the rows go, so a reader sees either both or neither.
     """
     clock.lock(conn, business_id)
-    purged, newest = {}, None
+    purged, newest = {}, 0
     for resource in catalogue.RESOURCES:
-        where = (
-            f"FROM {resource.table} WHERE business_id = :b "
-            "AND modified_at < :before AND deleted_at IS NOT NULL"
-        )
-        params = {"b": business_id, "before": before_us}
-        last = conn.execute(text(f"SELECT max(modified_at) {where}"), params).scalar()
-        purged[resource.name] = conn.execute(text(f"DELETE {where}"), params).rowcount
-        if last is not None:
-            newest = last if newest is None else max(newest, last)
-    if newest is not None:
+        stamps = conn.execute(
+            text(
+                f"DELETE FROM {resource.table} WHERE business_id = :b "
+                "AND modified_at < :before AND deleted_at IS NOT NULL RETURNING modified_at"
+            ),
+            {"b": business_id, "before": before_us},
+        ).scalars()
+        purged[resource.name] = 0
+        for stamp in stamps:
+            purged[resource.name] += 1
+            newest = max(newest, stamp)
+    if newest:
         conn.execute(_MOVE_PURGE_POINT, {"b": business_id, "point": newest + 1})
     return purged
 
@@ -52,7 +54,7 @@ def check_window(conn: Connection, business_id: int, since_us: int | None) -> No
     later read sees its purge point; if after, the scan still saw the tombstones.
     """
     purged_until: int = conn.execute(_PURGED_UNTIL, {"b": business_id}).scalar_one()
-    if (since_us or 0) < purged_until:
+    if purged_until and (since_us is None or since_us < purged_until):
         raise HistoryPurged(
             f"Deletes before {format_us(purged_until)} are no longer kept, so this range "
             "could miss some. Do a complete transfer (no modified_since) and poll on from "

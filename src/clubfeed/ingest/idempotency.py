@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
 from clubfeed.errors import IdempotencyReused
 from clubfeed.storage.schema import idempotency_keys
@@ -66,3 +66,14 @@ def store(
             created_at=now_us(),
         )
     )
+
+
+def forget(conn: Connection, business_id: int, before_us: int) -> int:
+    """Drop the business's keys stored before `before_us`; how many went."""
+    result = conn.execute(
+        delete(idempotency_keys).where(
+            idempotency_keys.c.business_id == business_id,
+            idempotency_keys.c.created_at < before_us,
+        )
+    )
+    return result.rowcount

@@ -19,6 +19,9 @@ from clubfeed.catalogue import Kind, Resource
 from clubfeed.timefmt import format_us, to_us
 
 _encoder = msgspec.json.Encoder()
+# `extra` is stored with sorted keys, so the same object sent in another key order
+# is recognised as unchanged.
+_extra_encoder = msgspec.json.Encoder(order="sorted")
 
 
 @cache
@@ -37,7 +40,7 @@ def columns_from_record(resource: Resource, record: Any) -> dict[str, Any]:
             elif kind is Kind.DECIMAL:
                 value = format(value, "f")
         row[name] = value
-    row["extra"] = _encoder.encode(record.extra).decode()
+    row["extra"] = _extra_encoder.encode(record.extra).decode()
     return row
 
 

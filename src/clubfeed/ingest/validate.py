@@ -9,7 +9,7 @@ References to other records need the database and are checked in `write`.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any
@@ -19,14 +19,11 @@ import msgspec
 from clubfeed import catalogue
 from clubfeed.catalogue import Kind, Resource
 from clubfeed.errors import BadRequest, ErrorItem, InvalidInput
-from clubfeed.timefmt import is_timezone, to_us
+from clubfeed.timefmt import RANGE_TEXT, is_timezone, out_of_range
 
 MAX_BATCH = 10_000
 MAX_TEXT = 1_000
 MAX_DECIMAL_DIGITS = 100
-# A day inside datetime's range at each end, so an instant renders in any offset.
-EARLIEST_US = to_us(datetime(1, 1, 2, tzinfo=UTC))
-LATEST_US = to_us(datetime(9999, 12, 31, tzinfo=UTC))
 
 RecordId = Annotated[str, msgspec.Meta(min_length=1, max_length=catalogue.MAX_ID_LENGTH)]
 _AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -57,9 +54,7 @@ def record_type(resource: Resource) -> type[msgspec.Struct]:
             fields.append((f.name, python_type))
     fields.append(("extra", dict[str, Any], msgspec.field(default_factory=dict)))
     fields += [(name, Any, None) for name in catalogue.SERVER_FIELDS]
-    return msgspec.defstruct(
-        _struct_name(resource), fields, kw_only=True, forbid_unknown_fields=True
-    )
+    return msgspec.defstruct(resource.type_name, fields, kw_only=True, forbid_unknown_fields=True)
 
 
 @cache
@@ -68,17 +63,13 @@ def batch_type(resource: Resource) -> type[msgspec.Struct]:
     records: Any = Annotated[list[record_type(resource)], msgspec.Meta(max_length=MAX_BATCH)]  # type: ignore[misc]
     ids = Annotated[list[RecordId], msgspec.Meta(max_length=MAX_BATCH)]
     return msgspec.defstruct(
-        _struct_name(resource) + "Batch",
+        resource.type_name + "Batch",
         [
             ("upsert", records, msgspec.field(default_factory=list)),
             ("delete", ids, msgspec.field(default_factory=list)),
         ],
         forbid_unknown_fields=True,
     )
-
-
-def _struct_name(resource: Resource) -> str:
-    return "".join(part.title() for part in resource.name.split("-"))
 
 
 _PATH = re.compile(r"^\$(?:\.(upsert|delete)\[(\d+)\])?(.*)$")
@@ -177,12 +168,6 @@ def _decimal_problem(name: str, value: Decimal) -> str | None:
     return None
 
 
-def _out_of_range(value: datetime) -> bool:
-    """Too near the end of datetime's range to render in every offset."""
-    # Only the first and last years can be, so only they are measured.
-    return not 1 < value.year < 9999 and not EARLIEST_US <= to_us(value) < LATEST_US
-
-
 def check_records(
     resource: Resource, records: list[Any], deletes: list[str], *, in_batch: bool = True
 ) -> None:
@@ -226,12 +211,8 @@ def check_records(
                 errors.append(ErrorItem(wrong, base + name, at))
         for name in datetimes:
             value = getattr(record, name)
-            if value is not None and _out_of_range(value):
-                errors.append(
-                    ErrorItem(
-                        f"{name} must be between 0001-01-02 and 9999-12-30 (UTC).", base + name, at
-                    )
-                )
+            if value is not None and out_of_range(value):
+                errors.append(ErrorItem(f"{name} must lie {RANGE_TEXT}.", base + name, at))
     deleted: set[str] = set()
     for index, record_id in enumerate(deletes):
         pointer = f"/delete/{index}"

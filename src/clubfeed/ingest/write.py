@@ -142,18 +142,8 @@ def apply_changes(
     rows = [columns_from_record(resource, record) for record in upserts]
     existing = _existing(conn, resource, business_id, [r["id"] for r in rows] + list(deletes))
     zones = _check_references(conn, resource, business_id, rows, in_batch)
-    missing = [i for i, record_id in enumerate(deletes) if record_id not in existing]
-    if missing:
-        errors = [
-            ErrorItem(
-                f"There is no {resource.name} record {deletes[i]!r} to delete",
-                f"/delete/{i}" if in_batch else None,
-                i if in_batch else None,
-            )
-            for i in missing
-        ]
-        error_type = InvalidInput if in_batch else NotFound
-        raise error_type(f"{errors[0].detail}. Nothing was written.", errors if in_batch else None)
+    if not in_batch and deletes and deletes[0] not in existing:
+        raise NotFound(f"There is no {resource.name} record {deletes[0]!r} to delete.")
 
     modified_at = format_us(tick.us)
     local_times = resource.has_local_times
@@ -172,7 +162,8 @@ def apply_changes(
             changes.bodies[record_id] = live.body
             continue
         (changes.updated if live is not None else changes.created).append(record_id)
-        if live is not None and live.timezone not in (None, row.get("timezone")):
+        # A location's zone may change across a delete and re-create, too.
+        if before is not None and before.timezone not in (None, row.get("timezone")):
             moved_zones.append((record_id, zone(row["timezone"])))
         row.update(
             business_id=business_id,
@@ -188,10 +179,13 @@ def apply_changes(
 
     stamps: list[dict[str, Any]] = []
     for offset, record_id in enumerate(deletes, start=tick.first + len(rows)):
-        before = existing[record_id]
-        if before.deleted_at is not None:
+        # Deleting what is already gone (or was never sent, or was purged) is a no-op,
+        # so a POS can resend its deletes safely.
+        gone = existing.get(record_id)
+        if gone is None or gone.deleted_at is not None:
             changes.unchanged.append(record_id)
-            changes.bodies[record_id] = before.body
+            if gone is not None:
+                changes.bodies[record_id] = gone.body
             continue
         body = tombstone_body(record_id, modified_at)
         stamps.append(
@@ -208,7 +202,7 @@ def apply_changes(
     bulk.restamp(conn, table, business_id, stamps)
 
     for location_id, new_zone in moved_zones:
-        _rerender_local_times(conn, business_id, location_id, new_zone, tick, modified_at)
+        _rerender_local_times(conn, business_id, location_id, new_zone, tick.us, modified_at)
     return changes
 
 
@@ -217,43 +211,47 @@ def _rerender_local_times(
     business_id: int,
     location_id: str,
     new_zone: ZoneInfo,
-    tick: clock.Tick,
+    modified_us: int,
     modified_at: str,
 ) -> None:
-    """A location changed time zone: its events' offsets change, so restamp them for pollers."""
+    """A location changed time zone: its events' offsets change, so restamp them for pollers.
+
+    Events whose rendering does not change (an alias of the same zone) are left alone.
+    """
     for dependent in catalogue.dependents_with_local_times():
         table = RESOURCE_TABLES[dependent.name]
-        rows = (
-            conn.execute(
-                select(table)
-                .where(
-                    table.c.business_id == business_id,
-                    table.c.location_id == location_id,
-                    table.c.deleted_at.is_(None),
-                )
-                .order_by(table.c.change_seq)
+        columns = [table.c.id, table.c.created_at, table.c.extra, table.c.body]
+        columns += [table.c[f.name] for f in dependent.fields]
+        rows = conn.execute(
+            select(*columns)
+            .where(
+                table.c.business_id == business_id,
+                table.c.location_id == location_id,
+                table.c.deleted_at.is_(None),
             )
-            .mappings()
-            .all()
-        )
-        if not rows:
+            .order_by(table.c.change_seq)
+        ).mappings()
+        changed = []
+        for row in rows:
+            body = render_body(dependent, row, new_zone, format_us(row["created_at"]), modified_at)
+            if content_of(body) != content_of(row["body"]):
+                changed.append((row["id"], body))
+        if not changed:
             continue
-        first = clock.extend(conn, business_id, len(rows))
+        first = clock.extend(conn, business_id, len(changed))
         bulk.restamp(
             conn,
             table,
             business_id,
             [
                 {
-                    "id": row["id"],
+                    "id": record_id,
                     "change_seq": first + i,
-                    "modified_at": tick.us,
+                    "modified_at": modified_us,
                     "deleted_at": None,
-                    "body": render_body(
-                        dependent, row, new_zone, format_us(row["created_at"]), modified_at
-                    ),
+                    "body": body,
                 }
-                for i, row in enumerate(rows)
+                for i, (record_id, body) in enumerate(changed)
             ],
         )
 
