@@ -22,9 +22,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# tests/test_feed_skew.py runs one API process an hour behind under libfaketime.
+# tests/test_feed_skew.py runs one API process an hour behind under libfaketime;
+# tests/test_browser.py drives Debian's Chromium (never a downloaded browser).
 unit: $(STAMP)
 	@command -v faketime >/dev/null || { apt-get update -qq && apt-get install -y -qq faketime; }
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(BIN)/pytest
 
 test: lint unit

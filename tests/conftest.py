@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -81,14 +82,17 @@ def _free_port() -> int:
 class Server:
     """The app served by uvicorn on a loopback port, in a background thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **uvicorn_options: Any) -> None:
         self.port = _free_port()
         config = uvicorn.Config(
             create_app(settings),
             host="127.0.0.1",
             port=self.port,
-            log_level="warning",
-            h11_max_incomplete_event_size=256 * 1024,
+            **{
+                "log_level": "warning",
+                "h11_max_incomplete_event_size": 256 * 1024,
+                **uvicorn_options,
+            },
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

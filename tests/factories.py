@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Engine, MetaData, select
 
 from clubfeed import catalogue
 from clubfeed.auth import credentials
@@ -151,3 +151,23 @@ class Api:
             if page["next_cursor"] is None:
                 return records
             response = self.get(path, params={**params, "cursor": page["next_cursor"]})
+
+
+def database_dump(engine: Engine) -> tuple[str, set[str]]:
+    """Every value of every table as text (bytes as hex and as Latin-1), and the table names.
+
+    What an attacker with a copy of the database would see: a secret found here leaked.
+    """
+    metadata = MetaData()
+    metadata.reflect(engine)
+    dump: list[str] = []
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                for value in row:
+                    if isinstance(value, bytes | memoryview):
+                        raw = bytes(value)
+                        dump += [raw.hex(), raw.decode("latin-1")]
+                    else:
+                        dump.append(str(value))
+    return "\n".join(dump), set(metadata.tables)

@@ -6,11 +6,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, MetaData, select
+from sqlalchemy import Engine
 
 from clubfeed.auth import credentials
 from clubfeed.storage.engine import write_transaction
-from tests.factories import Api, Tenant, new_integrator, record
+from tests.factories import Api, Tenant, database_dump, new_integrator, record
 from tests.problemkit import EPOCH, assert_problem, nothing_written
 
 MISSING = 'Bearer realm="clubfeed"'
@@ -188,20 +188,8 @@ def test_credentials_are_stored_only_as_hashes(api: Api, db: Engine) -> None:
     business, integrator = api.tenant.business, api.tenant.integrator
     raw = [business.shared_secret, business.ingest_key, integrator.key]
 
-    metadata = MetaData()
-    metadata.reflect(db)
-    assert {"businesses", "integrators", "idempotency_keys", "users"} <= set(metadata.tables)
-    dump: list[str] = []
-    with db.connect() as conn:
-        for table in metadata.sorted_tables:
-            for row in conn.execute(select(table)):
-                for value in row:
-                    if isinstance(value, bytes | memoryview):
-                        value = bytes(value)
-                        dump += [value.hex(), value.decode("latin-1")]
-                    else:
-                        dump.append(str(value))
-    text = "\n".join(dump)
+    text, tables = database_dump(db)
+    assert {"businesses", "integrators", "idempotency_keys", "users"} <= tables
     for secret in raw:
         assert secret not in text
         assert secret.removeprefix(secret[:4]) not in text

@@ -334,7 +334,7 @@ def test_integrator_create_json_key_works_as_x_integrator_key(
         clubfeed(cli_url, "integrator", "create", "Loyalty Ltd", "--json", cwd=tmp_path)
     )
 
-    assert set(data) == {"id", "name", "key"}
+    assert set(data) == {"id", "name", "key", "client_id", "client_secret", "redirect_uris"}
     integrator = NewIntegrator(**data)
     assert isinstance(integrator.id, int) and integrator.name == "Loyalty Ltd"
     assert integrator.key.startswith("cfk_")

@@ -34,6 +34,7 @@ from clubfeed.demo.load import LOADING_NAME
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine, read_connection, write_transaction
 from tests.conftest import Server
+from tests.consolekit import log_in, logged_in
 
 CLUBFEED = shutil.which("clubfeed", path=str(Path(sys.executable).parent)) or "clubfeed"
 PRINTED_BASE_URL = "http://127.0.0.1:8000"
@@ -65,6 +66,9 @@ class Printed:
     shared_secret: str
     ingest_key: str
     integrator_key: str
+    admin_password: str
+    client_id: str
+    client_secret: str
     read_curl: str
     write_curl: str
 
@@ -120,6 +124,9 @@ def _demo(url: str) -> Printed:
         shared_secret=_field(output, "shared secret", r"cfs_[\w-]+"),
         ingest_key=_field(output, "ingest key", r"cfi_[\w-]+"),
         integrator_key=_field(output, "integrator key", r"cfk_[\w-]+"),
+        admin_password=re.findall(r"/console\s+owner@harbour-and-pine\.example / (\S+)", output)[0],
+        client_id=_field(output, "client_id", r"cfid_[\w-]+"),
+        client_secret=_field(output, "client_secret", r"cfcs_[\w-]+"),
         read_curl=next(c for c in curls if "-X PUT" not in c),
         write_curl=next(c for c in curls if "-X PUT" in c),
     )
@@ -350,3 +357,31 @@ def test_sales_bookings_and_referrals_hang_together(
     referrals = records["referrals"]
     assert any(r["referee_user_id"] for r in referrals)
     assert any(r["referee_user_id"] is None and r["referee_email"] for r in referrals)
+
+
+def test_the_printed_console_login_and_oauth_client_work_and_earlier_ones_do_not(
+    demo: Demo,
+) -> None:
+    new, old = demo.second, demo.first
+    email = "owner@harbour-and-pine.example"
+    with Server(Settings(database_url=demo.url)) as server:
+        with logged_in(server.base_url, email, new.admin_password) as owner:
+            overview = owner.get("/console")
+            assert overview.status_code == 200 and "Harbour &amp; Pine Fitness" in overview.text
+        with httpx.Client(base_url=server.base_url, timeout=60) as http:
+            assert log_in(http, email, old.admin_password).status_code == 401
+
+            def token_error(client_id: str, client_secret: str) -> tuple[int, str]:
+                form = {
+                    "grant_type": "authorization_code",
+                    "code": "cfac_not-a-code",
+                    "redirect_uri": "http://127.0.0.1:8400/callback",
+                    "code_verifier": "v" * 43,
+                }
+                answer = http.post("/oauth/token", data=form, auth=(client_id, client_secret))
+                return answer.status_code, answer.json()["error"]
+
+            # The client authenticates (the code is what's wrong); the old secret does not.
+            assert token_error(new.client_id, new.client_secret) == (400, "invalid_grant")
+            assert token_error(new.client_id, old.client_secret) == (401, "invalid_client")
+            assert new.client_id == old.client_id

@@ -56,10 +56,16 @@ class Resource:
     fields: tuple[Field, ...]
     filters: tuple[str, ...] = ()
     example_id: str = "1001"
+    label: str = ""
     field_by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "field_by_name", {f.name: f for f in self.fields})
+
+    @property
+    def title(self) -> str:
+        """The resource as a gym owner says it ("Class attendances"), for pages people read."""
+        return self.label or self.name.replace("-", " ").capitalize()
 
     @property
     def type_name(self) -> str:
@@ -162,6 +168,7 @@ RESOURCES: tuple[Resource, ...] = (
         ),
         filters=("location_id", "user_id"),
         example_id="c-1001",
+        label="Check-ins",
     ),
     Resource(
         "referrals",
@@ -215,6 +222,7 @@ RESOURCES: tuple[Resource, ...] = (
         ),
         filters=("location_id", "user_id"),
         example_id="li-1001",
+        label="Sales (line items)",
     ),
     Resource(
         "classes",

@@ -157,10 +157,20 @@ def db_upgrade(ctx: Context) -> None:
     type=click.IntRange(min=0),
     help="Forget Idempotency-Keys used more than this many days ago.",
 )
+@click.option(
+    "--oauth-older-than",
+    "oauth_days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Delete OAuth codes and token pairs that stopped working this many days ago.",
+)
 @click.option("--business", "business_id", type=int, help="Only this business (default: all).")
 @pass_context
-def db_purge(ctx: Context, tombstone_days: int, key_days: int, business_id: int | None) -> None:
-    """Purge old tombstones and idempotency keys (run it daily).
+def db_purge(
+    ctx: Context, tombstone_days: int, key_days: int, oauth_days: int, business_id: int | None
+) -> None:
+    """Purge old tombstones, idempotency keys and dead OAuth codes and tokens (run it daily).
 
     A range query or cursor reaching back before the purged tombstones then gets
     410 Gone: pollers that fall further behind than the retention do a complete
@@ -168,6 +178,7 @@ def db_purge(ctx: Context, tombstone_days: int, key_days: int, business_id: int 
     """
     from rich.table import Table
 
+    from clubfeed.auth import tokens
     from clubfeed.feed.retention import purge
     from clubfeed.ingest import idempotency
     from clubfeed.timefmt import format_us, now_us
@@ -194,6 +205,10 @@ def db_purge(ctx: Context, tombstone_days: int, key_days: int, business_id: int 
             keys = idempotency.forget(conn, each, keys_before)
         table.add_row(str(each), f"{sum(counts.values()):,}", f"{keys:,}")
     err.print(table)
+    if business_id is None:
+        with write_transaction(ctx.engine) as conn:
+            dead = tokens.forget_spent(conn, now - oauth_days * DAY_US)
+        err.print(f"OAuth codes and token pairs deleted: {dead:,}")
 
 
 @main.group()
@@ -269,21 +284,82 @@ def integrator() -> None:
 
 @integrator.command("create")
 @click.argument("name")
+@click.option(
+    "--redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    help="An OAuth redirect URI, matched exactly (https, or http on loopback). Repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one line of JSON.")
 @pass_context
-def integrator_create(ctx: Context, name: str, as_json: bool) -> None:
-    """Register an integrator; prints its key (shown only now)."""
-    with write_transaction(ctx.engine) as conn:
-        created = credentials.create_integrator(conn, name)
+def integrator_create(
+    ctx: Context, name: str, redirect_uris: tuple[str, ...], as_json: bool
+) -> None:
+    """Register an integrator; prints its key and OAuth client credentials (shown only now)."""
+    try:
+        with write_transaction(ctx.engine) as conn:
+            created = credentials.create_integrator(conn, name, redirect_uris)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     _emit(
         as_json,
-        {"id": created.id, "name": created.name, "key": created.key},
+        {
+            "id": created.id,
+            "name": created.name,
+            "key": created.key,
+            "client_id": created.client_id,
+            "client_secret": created.client_secret,
+            "redirect_uris": list(created.redirect_uris),
+        },
         [
             f"Integrator {created.id}: {created.name}",
             f"  key (send as X-Integrator-Key): {created.key}",
-            "Store it now: only its hash is kept.",
+            f"  OAuth client_id:                {created.client_id}",
+            f"  OAuth client_secret:            {created.client_secret}",
+            *(f"  redirect URI:                   {uri}" for uri in created.redirect_uris),
+            "Store the key and the client secret now: only their hashes are kept.",
         ],
     )
+
+
+@main.group()
+def admin() -> None:
+    """Business admins, who log in to the console and approve OAuth requests."""
+
+
+@admin.command("create")
+@click.option("--business", "business_id", required=True, type=int, help="The admin's business.")
+@click.option("--email", required=True, help="The admin's email (the login name).")
+@pass_context
+def admin_create(ctx: Context, business_id: int, email: str) -> None:
+    """Create a console login for a business.
+
+    Asks for the password when run in a terminal; otherwise generates one and
+    prints it (only its argon2id hash is kept).
+    """
+    import secrets
+
+    from clubfeed.auth import admins, passwords
+
+    interactive = sys.stdin.isatty()
+    if interactive:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = secrets.token_urlsafe(18)
+    try:
+        with write_transaction(ctx.engine) as conn:
+            created = admins.create(
+                conn,
+                passwords.hasher(ctx.settings),
+                business_id=business_id,
+                email=email,
+                password=password,
+            )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Admin {created.email} of business {created.business_id} created.")
+    if not interactive:
+        click.echo(f"Password (shown only now): {password}")
 
 
 @main.command("import")
@@ -336,6 +412,12 @@ def import_(ctx: Context, resource: str, file: Path, business_id: int, batch_siz
 @pass_context
 def demo(ctx: Context, port: int) -> None:
     """Load the seeded demo gym chain (once) and print fresh credentials to read and write it."""
+    from clubfeed.auth import passwords
     from clubfeed.demo import ensure_demo
 
-    ensure_demo(ctx.engine, console=err, base_url=f"http://127.0.0.1:{port}")
+    ensure_demo(
+        ctx.engine,
+        console=err,
+        hasher=passwords.hasher(ctx.settings),
+        base_url=f"http://127.0.0.1:{port}",
+    )

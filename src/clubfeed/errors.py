@@ -5,7 +5,9 @@ ClubfeedError
  ├── InvalidInput        well-formed records that break a rule (errors name the places)
  ├── NotFound            no such record, resource or route
  ├── IdempotencyReused   an Idempotency-Key sent again with a different request
- └── Unauthenticated     a missing or wrong credential
+ ├── HistoryPurged       a range reaching back before the tombstones still kept
+ ├── Unauthenticated     a missing or wrong credential
+ └── Forbidden           a right credential that does not cover this request
 """
 
 from __future__ import annotations
@@ -76,3 +78,8 @@ class Unauthenticated(ClubfeedError):
     def __init__(self, detail: str, *, rejected: bool) -> None:
         super().__init__(detail)
         self.rejected = rejected
+
+
+class Forbidden(ClubfeedError):
+    title = "Forbidden"
+    slug = "forbidden"

@@ -14,7 +14,10 @@ class Settings:
     """What a process needs to know about its deployment.
 
     `secret_key` signs cursors; when unset, a random key is kept in the database
-    so that every process sharing the database shares the key.
+    so that every process sharing the database shares the key. `cookie_secure`
+    None means: mark the session cookie Secure whenever the request came over https.
+    Rate limits use the `limits` library's notation ("10/minute"); its storage is
+    memory:// for one process, redis://host:6379 for several.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -24,6 +27,16 @@ class Settings:
     # gets its plain 400, so the API's own 414 (which points to POST lookup) must come first.
     max_query_bytes: int = 60 * 1024
     pool_size: int = 10
+    session_ttl_s: int = 12 * 3600
+    cookie_secure: bool | None = None
+    rate_limit_storage: str = "memory://"
+    login_rate_limit: str = "10/minute"
+    token_rate_limit: str = "60/minute"
+    password_time_cost: int = 3
+    password_memory_kib: int = 64 * 1024
+    access_token_ttl_s: int = 3600
+    authorization_code_ttl_s: int = 60
+    activity_flush_s: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -35,4 +48,14 @@ class Settings:
             max_body_bytes=int(env.get("CLUBFEED_MAX_BODY_BYTES", cls.max_body_bytes)),
             max_query_bytes=int(env.get("CLUBFEED_MAX_QUERY_BYTES", cls.max_query_bytes)),
             pool_size=int(env.get("CLUBFEED_DB_POOL_SIZE", cls.pool_size)),
+            cookie_secure=_flag(env.get("CLUBFEED_COOKIE_SECURE")),
+            rate_limit_storage=env.get("CLUBFEED_RATE_LIMIT_STORAGE") or cls.rate_limit_storage,
+            login_rate_limit=env.get("CLUBFEED_LOGIN_RATE_LIMIT") or cls.login_rate_limit,
+            token_rate_limit=env.get("CLUBFEED_TOKEN_RATE_LIMIT") or cls.token_rate_limit,
         )
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None or value == "":
+        return None
+    return value.strip().lower() in ("1", "true", "yes", "on")

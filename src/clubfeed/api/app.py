@@ -9,16 +9,22 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 import clubfeed
 from clubfeed import catalogue
+from clubfeed.activity import Recorder
 from clubfeed.api import feed_routes, ingest_routes, problems, schemas
 from clubfeed.api.deps import AppState, blocking
 from clubfeed.api.limits import BodyTooLarge, RequestLimits
+from clubfeed.console import routes as console_routes
+from clubfeed.console import web
 from clubfeed.errors import ClubfeedError
 from clubfeed.feed.cursor import CursorSigner, load_key
+from clubfeed.oauth import routes as oauth_routes
+from clubfeed.ratelimit import Limit, limiter
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine, write_transaction
 
@@ -40,7 +46,14 @@ miss or repeat a change, deletes included. Errors are RFC 9457 problem+json.
 def create_app(settings: Settings) -> FastAPI:
     """Build the API for one process; the database must already be migrated."""
     engine = make_engine(settings.database_url, pool_size=settings.pool_size)
-    app_state = AppState(settings=settings, engine=engine)
+    attempts = limiter(settings.rate_limit_storage)
+    app_state = AppState(
+        settings=settings,
+        engine=engine,
+        recorder=Recorder(engine, settings.activity_flush_s),
+        login_limit=Limit(attempts, settings.login_rate_limit, "login"),
+        token_limit=Limit(attempts, settings.token_rate_limit, "oauth"),
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -49,7 +62,9 @@ def create_app(settings: Settings) -> FastAPI:
                 return load_key(conn, settings.secret_key)
 
         app_state.signer = CursorSigner(await blocking(load))
+        app_state.recorder.start()
         yield
+        await blocking(app_state.recorder.stop)
         engine.dispose()
 
     # FastAPIOffline serves the Swagger UI and ReDoc assets itself: /docs works with
@@ -78,6 +93,9 @@ def create_app(settings: Settings) -> FastAPI:
     for resource in catalogue.RESOURCES:
         app.include_router(ingest_routes.router(resource))
         app.include_router(feed_routes.router(resource))
+    app.include_router(oauth_routes.router)
+    app.include_router(console_routes.router)
+    app.mount("/console/static", StaticFiles(directory=web.STATIC_DIR), name="console-static")
 
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -10,7 +10,9 @@ from fastapi import Request
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from clubfeed.activity import Recorder
 from clubfeed.feed.cursor import CursorSigner
+from clubfeed.ratelimit import Limit
 from clubfeed.settings import Settings
 
 T = TypeVar("T")
@@ -22,6 +24,9 @@ class AppState:
 
     settings: Settings
     engine: Engine
+    recorder: Recorder
+    login_limit: Limit
+    token_limit: Limit
     signer: CursorSigner | None = None
 
 

@@ -14,16 +14,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
-from clubfeed.api import openapi, params
+from clubfeed import activity
+from clubfeed.api import openapi, params, problems
 from clubfeed.api.deps import blocking, signer, state
 from clubfeed.api.params import MAX_LOOKUP_IDS
 from clubfeed.auth import guard
 from clubfeed.catalogue import Resource
-from clubfeed.errors import BadRequest, ErrorItem, InvalidInput, NotFound
+from clubfeed.errors import BadRequest, ClubfeedError, ErrorItem, InvalidInput, NotFound
 from clubfeed.feed import queries
 from clubfeed.ingest.validate import RecordId, check_id, decode
 from clubfeed.storage.engine import read_connection
-from clubfeed.timefmt import format_us
+from clubfeed.timefmt import format_us, now_us
 
 JSON = "application/json"
 T = TypeVar("T")
@@ -70,17 +71,52 @@ def _page_response(request: Request, page: queries.Page) -> Response:
     return Response(body, headers=headers, media_type=JSON)
 
 
-async def _as_reader(request: Request, work: Callable[[Connection, int], T]) -> T:
-    """Authenticate the reader and run `work(conn, business_id)` on one pooled connection.
+async def _as_reader(
+    request: Request,
+    resource: Resource,
+    work: Callable[[Connection, int, bytes], T],
+    *,
+    with_body: bool = False,
+) -> T:
+    """Authenticate the reader, then run `work(conn, business_id, body)` on a pooled connection.
 
-    Credentials are checked before `work` looks at the request, so a caller without
-    them learns nothing about it but 401.
+    Credentials are checked before the request is looked at (and before a body is
+    read), so a caller without them learns nothing but 401. Every authenticated
+    request is recorded (without blocking) for the business's console.
     """
-    engine = state(request).engine
+    app_state = state(request)
+    who: guard.Reader | None = None
+    body = b""
+    if with_body:
+
+        def authenticate() -> guard.Reader:
+            with read_connection(app_state.engine) as conn:
+                return guard.reader(conn, request.headers, resource.name)
+
+        who = await blocking(authenticate)
+        body = await request.body()
 
     def run() -> T:
-        with read_connection(engine) as conn:
-            return work(conn, guard.reader(conn, request.headers))
+        with read_connection(app_state.engine) as conn:
+            reader = who or guard.reader(conn, request.headers, resource.name)
+            status = 200
+            try:
+                return work(conn, reader.business_id, body)
+            except ClubfeedError as exc:
+                status = problems.STATUS.get(type(exc), 400)
+                raise
+            finally:
+                app_state.recorder.record(
+                    activity.Event(
+                        reader.business_id,
+                        reader.integrator_id,
+                        reader.via,
+                        now_us(),
+                        request.method,
+                        request.url.path,
+                        status,
+                    )
+                )
 
     return await blocking(run)
 
@@ -96,7 +132,7 @@ def router(resource: Resource) -> APIRouter:
     async def list_records(request: Request) -> Response:
         cursor_signer = signer(request)
 
-        def work(conn: Connection, business_id: int) -> Response:
+        def work(conn: Connection, business_id: int, _body: bytes) -> Response:
             parsed = params.parse(resource, request.query_params)
             if parsed.ids is not None:
                 items, missing = queries.lookup(
@@ -114,7 +150,7 @@ def router(resource: Resource) -> APIRouter:
             )
             return _page_response(request, page)
 
-        return await _as_reader(request, work)
+        return await _as_reader(request, resource, work)
 
     @api.post(
         "/lookup",
@@ -123,16 +159,14 @@ def router(resource: Resource) -> APIRouter:
         summary=f"Look up {resource.name} by id",
     )
     async def lookup(request: Request) -> Response:
-        raw = await request.body()
-
-        def work(conn: Connection, business_id: int) -> Response:
-            ids = _lookup_ids(raw)
+        def work(conn: Connection, business_id: int, body: bytes) -> Response:
+            ids = _lookup_ids(body)
             items, missing = queries.lookup(
                 conn, business_id=business_id, resource=resource, ids=ids
             )
             return Response(_lookup_body(items, missing), media_type=JSON)
 
-        return await _as_reader(request, work)
+        return await _as_reader(request, resource, work, with_body=True)
 
     @api.get(
         "/{record_id:path}",
@@ -143,21 +177,22 @@ def router(resource: Resource) -> APIRouter:
     async def get_record(request: Request) -> Response:
         record_id: str = request.path_params["record_id"]
 
-        def work(conn: Connection, business_id: int) -> tuple[str, bool] | None:
+        def work(conn: Connection, business_id: int, _body: bytes) -> Response:
             if (problem := check_id(record_id, "record_id")) is not None:
                 raise BadRequest(problem.detail, [problem])
-            return queries.get_one(
+            found = queries.get_one(
                 conn, business_id=business_id, resource=resource, record_id=record_id
             )
+            if found is None:
+                raise NotFound(f"This business has no {resource.name} record {record_id!r}.")
+            body, deleted = found
+            if deleted:
+                raise NotFound(
+                    f"{resource.name} record {record_id!r} was deleted; "
+                    "range queries return its tombstone."
+                )
+            return Response(body.encode(), media_type=JSON)
 
-        found = await _as_reader(request, work)
-        if found is None:
-            raise NotFound(f"This business has no {resource.name} record {record_id!r}.")
-        body, deleted = found
-        if deleted:
-            raise NotFound(
-                f"{resource.name} record {record_id!r} was deleted; range queries return its tombstone."
-            )
-        return Response(body.encode(), media_type=JSON)
+        return await _as_reader(request, resource, work)
 
     return api

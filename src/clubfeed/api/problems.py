@@ -15,6 +15,7 @@ from clubfeed import catalogue
 from clubfeed.errors import (
     BadRequest,
     ClubfeedError,
+    Forbidden,
     HistoryPurged,
     IdempotencyReused,
     InvalidInput,
@@ -28,6 +29,7 @@ MAX_LISTED_ERRORS = 100
 STATUS: dict[type[ClubfeedError], int] = {
     BadRequest: 400,
     Unauthenticated: 401,
+    Forbidden: 403,
     NotFound: 404,
     HistoryPurged: 410,
     InvalidInput: 422,

@@ -1,7 +1,8 @@
 """Who is asking: the credentials a request must carry, checked against their hashes.
 
-Reads need two credentials, the integrator's own key (`X-Integrator-Key`) and the
-business's shared secret (`Authorization: Bearer`); writes need the business's
+Reads need two credentials: the integrator's own key (`X-Integrator-Key`) and,
+as `Authorization: Bearer`, either the business's shared secret or an OAuth access
+token the business granted to that same integrator. Writes need the business's
 ingest key. Each kind works only where it belongs, so a leaked read credential
 cannot write and an ingest key cannot read.
 """
@@ -9,11 +10,12 @@ cannot write and an ingest key cannot read.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from clubfeed.auth import credentials
-from clubfeed.errors import Unauthenticated
+from clubfeed.auth import connections, credentials, tokens
+from clubfeed.errors import Forbidden, Unauthenticated
 
 INTEGRATOR_HEADER = "x-integrator-key"
 
@@ -33,29 +35,66 @@ def _bearer(headers: Mapping[str, str], what: str) -> str:
     return token.strip()
 
 
-def reader(conn: Connection, headers: Mapping[str, str]) -> int:
-    """The business a read request may see; Unauthenticated unless both credentials are right."""
+@dataclass(frozen=True)
+class Reader:
+    """An authenticated reader: which business, which integrator, and how it got in."""
+
+    business_id: int
+    integrator_id: int
+    via: str
+
+
+def reader(conn: Connection, headers: Mapping[str, str], resource: str) -> Reader:
+    """Who may read `resource`; Unauthenticated unless both credentials are right.
+
+    An access token answers only with the key of the integrator it was issued to,
+    only for the business that granted it, and only for the resources it covers.
+    """
     integrator_key = headers.get(INTEGRATOR_HEADER)
     if not integrator_key:
         raise Unauthenticated(
             "Send your integrator key in the X-Integrator-Key header, beside the business's "
-            "shared secret in 'Authorization: Bearer'.",
+            "shared secret or your OAuth access token in 'Authorization: Bearer'.",
             rejected=False,
         )
-    secret = _bearer(headers, "shared secret")
-    if credentials.integrator_by_key(conn, integrator_key) is None:
+    token = _bearer(headers, "shared secret or access token")
+    integrator_id = credentials.integrator_by_key(conn, integrator_key)
+    if integrator_id is None:
         raise Unauthenticated("The X-Integrator-Key is not a valid integrator key.", rejected=True)
-    business_id = credentials.business_by_shared_secret(conn, secret)
+    if token.startswith(tokens.ACCESS_PREFIX):
+        return _token_reader(conn, token, integrator_id, resource)
+    business_id = credentials.business_by_shared_secret(conn, token)
     if business_id is None:
         hint = (
             " That is an ingest key, which only writes; reads need the business's shared secret."
-            if secret.startswith(credentials.INGEST_KEY_PREFIX)
+            if token.startswith(credentials.INGEST_KEY_PREFIX)
             else " It may have been rotated; ask the business for the current one."
         )
         raise Unauthenticated(
             "The bearer token is not a valid shared secret." + hint, rejected=True
         )
-    return business_id
+    if connections.is_revoked(conn, business_id, integrator_id):
+        raise Unauthenticated(
+            "The business revoked this integrator's access; ask it to connect you again.",
+            rejected=True,
+        )
+    return Reader(business_id, integrator_id, connections.VIA_SHARED_SECRET)
+
+
+def _token_reader(conn: Connection, token: str, integrator_id: int, resource: str) -> Reader:
+    grant = tokens.find_access(conn, token)
+    if grant is None or grant.integrator_id != integrator_id:
+        raise Unauthenticated(
+            "The access token is not valid: it expired (refresh it), was revoked, or was "
+            "issued to another integrator.",
+            rejected=True,
+        )
+    if resource not in grant.scope.split():
+        raise Forbidden(
+            f"This access token may read {', '.join(grant.scope.split())}, not {resource}; "
+            "ask the business to approve a wider scope."
+        )
+    return Reader(grant.business_id, integrator_id, connections.VIA_OAUTH)
 
 
 def writer(conn: Connection, headers: Mapping[str, str]) -> int:

@@ -7,11 +7,13 @@ every run issues new ones, and those printed before stop working.
 from __future__ import annotations
 
 import json
+import secrets
 import shlex
 import time
 from dataclasses import dataclass
 
 import msgspec
+from argon2 import PasswordHasher
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -19,7 +21,7 @@ from rich.table import Table
 from sqlalchemy import Connection, Engine, func, select, update
 
 from clubfeed import catalogue
-from clubfeed.auth import credentials
+from clubfeed.auth import admins, credentials
 from clubfeed.demo.chain import SITES
 from clubfeed.demo.generate import WRITE_ORDER, generate
 from clubfeed.demo.people import user_id
@@ -27,12 +29,17 @@ from clubfeed.ingest import validate
 from clubfeed.ingest.write import apply_changes
 from clubfeed.storage.engine import read_connection, write_transaction
 from clubfeed.storage.schema import RESOURCE_TABLES, businesses, integrators
+from clubfeed.storage.schema import admins as admin_table
 
 DEMO_BUSINESS_NAME = "Harbour & Pine Fitness (demo)"
 # The business carries this name until its last record is written, so an
 # interrupted load is finished by the next run rather than taken for done.
 LOADING_NAME = f"{DEMO_BUSINESS_NAME} [loading]"
 DEMO_INTEGRATOR_NAME = "Demo Loyalty (demo)"
+DEMO_ADMIN_EMAIL = "owner@harbour-and-pine.example"
+# Nothing listens here: catch the redirect with `python3 -m http.server 8400`, or read
+# the code from the browser's address bar.
+DEMO_REDIRECT_URI = "http://127.0.0.1:8400/callback"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 BATCH = validate.MAX_BATCH
 
@@ -46,10 +53,17 @@ class DemoCredentials:
     ingest_key: str
     integrator_id: int
     integrator_key: str
+    client_id: str
+    client_secret: str
+    admin_password: str
 
 
 def ensure_demo(
-    engine: Engine, console: Console, *, base_url: str = DEFAULT_BASE_URL
+    engine: Engine,
+    console: Console,
+    *,
+    hasher: PasswordHasher,
+    base_url: str = DEFAULT_BASE_URL,
 ) -> DemoCredentials:
     """Load the demo chain unless it is loaded, then re-issue and print its credentials."""
     business_id, loaded = _claim_business(engine)
@@ -66,7 +80,7 @@ def ensure_demo(
                 .values(name=DEMO_BUSINESS_NAME)
             )
     with write_transaction(engine) as conn:
-        demo = _issue_credentials(conn, business_id)
+        demo = _issue_credentials(conn, business_id, hasher)
     with read_connection(engine) as conn:
         counts = _counts(conn, business_id)
     _report(console, demo, counts, base_url)
@@ -126,8 +140,10 @@ def _load(engine: Engine, business_id: int, console: Console) -> None:
     )
 
 
-def _issue_credentials(conn: Connection, business_id: int) -> DemoCredentials:
-    """Fresh shared secret, ingest key and integrator key; the previous ones stop working."""
+def _issue_credentials(
+    conn: Connection, business_id: int, hasher: PasswordHasher
+) -> DemoCredentials:
+    """Fresh credentials of every kind; the previous ones stop working."""
     secret = credentials.rotate_shared_secret(conn, business_id)
     ingest_key = credentials.rotate_ingest_key(conn, business_id)
     integrator_id = conn.execute(
@@ -139,7 +155,29 @@ def _issue_credentials(conn: Connection, business_id: int) -> DemoCredentials:
         integrator_id = credentials.create_integrator(conn, DEMO_INTEGRATOR_NAME).id
     integrator_key = credentials.rotate_integrator_key(conn, integrator_id)
     assert secret and ingest_key and integrator_key, "both rows exist in this transaction"
-    return DemoCredentials(business_id, secret, ingest_key, integrator_id, integrator_key)
+    client_id, client_secret = credentials.set_oauth_client(
+        conn, integrator_id, (DEMO_REDIRECT_URI,)
+    )
+    password = secrets.token_urlsafe(12)
+    admin_id = conn.execute(
+        select(admin_table.c.id).where(admin_table.c.email == DEMO_ADMIN_EMAIL)
+    ).scalar()
+    if admin_id is None:
+        admins.create(
+            conn, hasher, business_id=business_id, email=DEMO_ADMIN_EMAIL, password=password
+        )
+    else:
+        admins.store_hash(conn, admin_id, hasher.hash(password))
+    return DemoCredentials(
+        business_id,
+        secret,
+        ingest_key,
+        integrator_id,
+        integrator_key,
+        client_id,
+        client_secret,
+        password,
+    )
 
 
 def _counts(conn: Connection, business_id: int) -> dict[str, int]:
@@ -198,3 +236,11 @@ def _report(console: Console, demo: DemoCredentials, counts: dict[str, int], bas
         f"-H 'Content-Type: application/json' "
         f"-d {shlex.quote(json.dumps(body, separators=(',', ':')))}"
     )
+    console.print("[bold]Console[/bold] (the gym owner's side):")
+    line(f"  {base_url}/console   {DEMO_ADMIN_EMAIL} / {demo.admin_password}")
+    console.print(
+        "[bold]OAuth[/bold]: the demo integrator's client (see README, Connect with OAuth):"
+    )
+    line(f"  client_id       {demo.client_id}")
+    line(f"  client_secret   {demo.client_secret}")
+    line(f"  redirect URI    {DEMO_REDIRECT_URI}")

@@ -57,6 +57,10 @@ integrators = Table(
     Column("name", Text, nullable=False),
     Column("key_hash", LargeBinary(32), nullable=False, unique=True),
     Column("created_at", BigInteger, nullable=False),
+    # OAuth 2 client registration: redirect URIs match exactly (a JSON list of strings).
+    Column("client_id", Text, nullable=True, unique=True),
+    Column("client_secret_hash", LargeBinary(32), nullable=True),
+    Column("redirect_uris", Text, nullable=False, server_default="[]"),
 )
 
 change_clock = Table(
@@ -79,6 +83,99 @@ idempotency_keys = Table(
     Column("response_body", LargeBinary, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     PrimaryKeyConstraint("business_id", "key"),
+)
+
+
+def _serial() -> Column[int]:
+    return Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+
+
+admins = Table(
+    "admins",
+    metadata,
+    _serial(),
+    Column("business_id", BigInteger, nullable=False, index=True),
+    Column("email", Text, nullable=False, unique=True),  # stored lowercased
+    Column("password_hash", Text, nullable=False),  # argon2id
+    Column("created_at", BigInteger, nullable=False),
+)
+
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),
+    Column("admin_id", BigInteger, nullable=False, index=True),
+    Column("business_id", BigInteger, nullable=False),
+    Column("csrf_token", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+connections = Table(
+    "connections",
+    metadata,
+    Column("business_id", BigInteger, nullable=False),
+    Column("integrator_id", BigInteger, nullable=False),
+    Column("via", Text, nullable=False),  # "oauth" or "shared_secret"
+    Column("scope", Text, nullable=False),  # resource names, space-separated
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("last_used_at", BigInteger, nullable=True),
+    PrimaryKeyConstraint("business_id", "integrator_id"),
+)
+
+oauth_grants = Table(
+    "oauth_grants",
+    metadata,
+    _serial(),
+    Column("business_id", BigInteger, nullable=False),
+    Column("integrator_id", BigInteger, nullable=False),
+    Column("admin_id", BigInteger, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_oauth_grants_business_id_integrator_id", "business_id", "integrator_id"),
+)
+
+oauth_codes = Table(
+    "oauth_codes",
+    metadata,
+    Column("code_hash", LargeBinary(32), primary_key=True),
+    Column("grant_id", BigInteger, nullable=False),
+    Column("integrator_id", BigInteger, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("code_challenge", Text, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+)
+
+oauth_tokens = Table(
+    "oauth_tokens",
+    metadata,
+    _serial(),
+    Column("grant_id", BigInteger, nullable=False, index=True),
+    Column("access_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("refresh_hash", LargeBinary(32), nullable=True, unique=True),
+    Column("access_expires_at", BigInteger, nullable=False),
+    Column("refreshed_at", BigInteger, nullable=True),  # the refresh token was used (rotated)
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_activity = Table(
+    "api_activity",
+    metadata,
+    _serial(),
+    Column("business_id", BigInteger, nullable=False),
+    Column("integrator_id", BigInteger, nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("method", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("via", Text, nullable=False),
+    Index("ix_api_activity_business_id_at_us", "business_id", "at_us"),
 )
 
 server_secrets = Table(

@@ -1,0 +1,322 @@
+"""OAuth grants, authorization codes and tokens, stored only as SHA-256 hashes.
+
+A grant is one approval by a business admin; its codes and tokens hang off it, so
+revoking the grant (reuse of a spent code or refresh token, the business revoking
+the app) kills every token it produced at once.
+
+Codes and refresh tokens are single use. A request first finds one (`find_code`,
+`find_refresh`), is validated in full, and only then spends it with a conditional
+UPDATE (`spend_code`, `spend_refresh`): a request that fails validation (a wrong
+PKCE verifier, say) leaves it usable by its rightful holder, and of two racing
+requests only one can win. Presenting a spent one again revokes its grant.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, Select, delete, insert, or_, select, update
+
+from clubfeed.auth.credentials import new_token, token_hash
+from clubfeed.storage.schema import oauth_codes, oauth_grants, oauth_tokens
+from clubfeed.timefmt import now_us
+
+log = logging.getLogger(__name__)
+
+ACCESS_PREFIX = "cfa_"
+REFRESH_PREFIX = "cfr_"
+CODE_PREFIX = "cfac_"
+_US = 1_000_000
+
+
+@dataclass(frozen=True)
+class Grant:
+    id: int
+    business_id: int
+    integrator_id: int
+    scope: str
+
+
+@dataclass(frozen=True)
+class Code:
+    """A live authorization code; `redirect_uri` is as the authorization request sent it ("" if omitted)."""
+
+    grant: Grant
+    digest: bytes
+    redirect_uri: str
+    code_challenge: str
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: int
+    grant: Grant
+
+
+@dataclass(frozen=True)
+class Revocable:
+    """A token found for revocation, and whether the string was its refresh token."""
+
+    record: TokenRecord
+    is_refresh: bool
+
+
+def create_grant(
+    conn: Connection, *, business_id: int, integrator_id: int, admin_id: int, scope: str
+) -> Grant:
+    grant_id: int = conn.execute(
+        insert(oauth_grants)
+        .values(
+            business_id=business_id,
+            integrator_id=integrator_id,
+            admin_id=admin_id,
+            scope=scope,
+            created_at=now_us(),
+        )
+        .returning(oauth_grants.c.id)
+    ).scalar_one()
+    return Grant(grant_id, business_id, integrator_id, scope)
+
+
+def new_code() -> str:
+    return new_token(CODE_PREFIX)
+
+
+def store_code(
+    conn: Connection,
+    grant: Grant,
+    code: str,
+    *,
+    redirect_uri: str,
+    code_challenge: str,
+    ttl_s: int,
+) -> None:
+    """Keep `code` (as its hash), bound to the grant's integrator, the redirect URI and the PKCE challenge."""
+    conn.execute(
+        insert(oauth_codes).values(
+            code_hash=token_hash(code),
+            grant_id=grant.id,
+            integrator_id=grant.integrator_id,
+            redirect_uri=redirect_uri,
+            code_challenge=code_challenge,
+            expires_at=now_us() + ttl_s * _US,
+        )
+    )
+
+
+def _grant(row: Row[*tuple[Any, ...]]) -> Grant:
+    return Grant(row.grant_id, row.business_id, row.integrator_id, row.scope)
+
+
+def find_code(conn: Connection, code: str, integrator_id: int) -> Code | None:
+    """The live code `integrator_id` holds; None if unknown, another's, expired, revoked or spent.
+
+    A spent code presented again by its integrator revokes its grant: RFC 6749
+    §4.1.2 says the tokens it produced should die, since the code may have leaked.
+    """
+    digest = token_hash(code)
+    row = conn.execute(
+        select(
+            oauth_codes.c.grant_id,
+            oauth_codes.c.redirect_uri,
+            oauth_codes.c.code_challenge,
+            oauth_codes.c.expires_at,
+            oauth_codes.c.used_at,
+            oauth_grants.c.business_id,
+            oauth_grants.c.integrator_id,
+            oauth_grants.c.scope,
+            oauth_grants.c.revoked_at,
+        )
+        .join(oauth_grants, oauth_grants.c.id == oauth_codes.c.grant_id)
+        .where(oauth_codes.c.code_hash == digest, oauth_codes.c.integrator_id == integrator_id)
+    ).first()
+    if row is None:
+        return None
+    if row.used_at is not None:
+        _revoke_for_reuse(conn, row.grant_id, "authorization code")
+        return None
+    if row.expires_at <= now_us() or row.revoked_at is not None:
+        return None
+    return Code(_grant(row), digest, row.redirect_uri, row.code_challenge)
+
+
+def spend_code(conn: Connection, code: Code) -> bool:
+    """Mark the code used; False (and its grant revoked) if another request spent it first."""
+    claimed = conn.execute(
+        update(oauth_codes)
+        .where(oauth_codes.c.code_hash == code.digest, oauth_codes.c.used_at.is_(None))
+        .values(used_at=now_us())
+    ).rowcount
+    if claimed != 1:
+        _revoke_for_reuse(conn, code.grant.id, "authorization code")
+    return claimed == 1
+
+
+def new_token_pair() -> tuple[str, str]:
+    """A fresh (access token, refresh token)."""
+    return new_token(ACCESS_PREFIX), new_token(REFRESH_PREFIX)
+
+
+def store_tokens(
+    conn: Connection, grant: Grant, *, access_token: str, refresh_token: str, ttl_s: int
+) -> None:
+    """Keep a token pair (as hashes); the access token lives `ttl_s` seconds."""
+    now = now_us()
+    conn.execute(
+        insert(oauth_tokens).values(
+            grant_id=grant.id,
+            access_hash=token_hash(access_token),
+            refresh_hash=token_hash(refresh_token),
+            access_expires_at=now + ttl_s * _US,
+            created_at=now,
+        )
+    )
+
+
+def _token_query() -> Select[Any]:
+    return select(
+        oauth_tokens.c.id,
+        oauth_tokens.c.grant_id,
+        oauth_tokens.c.access_hash,
+        oauth_tokens.c.access_expires_at,
+        oauth_tokens.c.refreshed_at,
+        oauth_tokens.c.revoked_at,
+        oauth_grants.c.business_id,
+        oauth_grants.c.integrator_id,
+        oauth_grants.c.scope,
+        oauth_grants.c.revoked_at.label("grant_revoked_at"),
+    ).join(oauth_grants, oauth_grants.c.id == oauth_tokens.c.grant_id)
+
+
+def find_refresh(conn: Connection, token: str, integrator_id: int) -> TokenRecord | None:
+    """The live refresh token `integrator_id` holds; None if unknown, another's, revoked or spent.
+
+    Rotation makes reuse detectable: an old refresh token presented again means two
+    parties hold it, so the whole grant is revoked (RFC 9700 §4.14.2).
+    """
+    row = conn.execute(
+        _token_query().where(
+            oauth_tokens.c.refresh_hash == token_hash(token),
+            oauth_grants.c.integrator_id == integrator_id,
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.refreshed_at is not None:
+        _revoke_for_reuse(conn, row.grant_id, "refresh token")
+        return None
+    if row.revoked_at is not None or row.grant_revoked_at is not None:
+        return None
+    return TokenRecord(row.id, _grant(row))
+
+
+def spend_refresh(conn: Connection, record: TokenRecord) -> bool:
+    """Mark the refresh token used and end its access token; False (grant revoked) if already spent."""
+    claimed = conn.execute(
+        update(oauth_tokens)
+        .where(oauth_tokens.c.id == record.id, oauth_tokens.c.refreshed_at.is_(None))
+        .values(refreshed_at=now_us())
+    ).rowcount
+    if claimed != 1:
+        _revoke_for_reuse(conn, record.grant.id, "refresh token")
+        return False
+    # The access token of a rotated pair dies with it.
+    revoke_token(conn, record.id)
+    return True
+
+
+def find_access(conn: Connection, token: str) -> Grant | None:
+    """The grant a live access token speaks for, or None (unknown, expired or revoked)."""
+    row = conn.execute(
+        _token_query().where(oauth_tokens.c.access_hash == token_hash(token))
+    ).first()
+    if row is None or row.revoked_at is not None or row.grant_revoked_at is not None:
+        return None
+    if row.access_expires_at <= now_us():
+        return None
+    return _grant(row)
+
+
+def find_for_revocation(conn: Connection, token: str, integrator_id: int) -> Revocable | None:
+    """The token an access or refresh token string belongs to, if `integrator_id` holds it."""
+    digest = token_hash(token)
+    row = conn.execute(
+        _token_query().where(
+            (oauth_tokens.c.access_hash == digest) | (oauth_tokens.c.refresh_hash == digest),
+            oauth_grants.c.integrator_id == integrator_id,
+        )
+    ).first()
+    if row is None:
+        return None
+    return Revocable(TokenRecord(row.id, _grant(row)), is_refresh=row.access_hash != digest)
+
+
+def end_access(conn: Connection, token_id: int) -> None:
+    """End an access token now, leaving its refresh token usable (RFC 7009 §2.1 allows either)."""
+    now = now_us()
+    conn.execute(
+        update(oauth_tokens)
+        .where(oauth_tokens.c.id == token_id, oauth_tokens.c.access_expires_at > now)
+        .values(access_expires_at=now)
+    )
+
+
+def revoke_token(conn: Connection, token_id: int) -> None:
+    """Revoke an access and refresh token pair."""
+    conn.execute(
+        update(oauth_tokens)
+        .where(oauth_tokens.c.id == token_id, oauth_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now_us())
+    )
+
+
+def revoke_grant(conn: Connection, grant_id: int) -> None:
+    """Revoke a grant; its tokens stop working because lookups check the grant."""
+    conn.execute(
+        update(oauth_grants)
+        .where(oauth_grants.c.id == grant_id, oauth_grants.c.revoked_at.is_(None))
+        .values(revoked_at=now_us())
+    )
+
+
+def _revoke_for_reuse(conn: Connection, grant_id: int, what: str) -> None:
+    log.warning("A spent %s was presented again: grant %d revoked.", what, grant_id)
+    revoke_grant(conn, grant_id)
+
+
+def revoke_grants_of(conn: Connection, business_id: int, integrator_id: int) -> None:
+    """Revoke every grant a business gave an integrator (the business revoked the app)."""
+    conn.execute(
+        update(oauth_grants)
+        .where(
+            oauth_grants.c.business_id == business_id,
+            oauth_grants.c.integrator_id == integrator_id,
+            oauth_grants.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=now_us())
+    )
+
+
+def forget_spent(conn: Connection, before_us: int) -> int:
+    """Delete codes and tokens that stopped working before `before_us`; how many rows went.
+
+    A code expires within a minute; a token pair is dead once its access token has
+    expired and its refresh token was spent or revoked, or its grant revoked. Kept a
+    while after, they let reuse be detected (and the grant revoked); after that, a
+    reused one is merely unknown.
+    """
+    codes = conn.execute(delete(oauth_codes).where(oauth_codes.c.expires_at < before_us)).rowcount
+    dead_grants = select(oauth_grants.c.id).where(oauth_grants.c.revoked_at < before_us)
+    pairs = conn.execute(
+        delete(oauth_tokens).where(
+            oauth_tokens.c.access_expires_at < before_us,
+            or_(
+                oauth_tokens.c.refreshed_at < before_us,
+                oauth_tokens.c.revoked_at < before_us,
+                oauth_tokens.c.grant_id.in_(dead_grants),
+            ),
+        )
+    ).rowcount
+    return codes + pairs

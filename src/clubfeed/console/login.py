@@ -1,0 +1,145 @@
+"""Logging in and out of the console.
+
+The login form is protected by a double-submit CSRF cookie (there is no session
+yet), attempts are rate-limited per client address and per email before any
+password is checked, and a successful login always starts a new session.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import Connection
+
+from clubfeed.api.deps import blocking, state
+from clubfeed.auth import admins, sessions
+from clubfeed.auth.passwords import hasher
+from clubfeed.console.access import (
+    HOME,
+    LOGIN,
+    ConsoleRoute,
+    form_on,
+    redirect,
+    safe_next,
+)
+from clubfeed.console.web import (
+    LOGIN_CSRF_COOKIE,
+    csrf_ok,
+    current_session,
+    login_csrf,
+    page,
+    read,
+    secure_cookies,
+    set_cookie,
+    write,
+)
+
+router = APIRouter(prefix="/console", route_class=ConsoleRoute)
+
+WRONG_CREDENTIALS = (
+    "That email and password don't match an admin account. Check both and try again."
+)
+
+
+def _login_page(
+    request: Request,
+    next_path: str,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    email: str = "",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    token = login_csrf(request)
+    response = page(
+        request,
+        "login.html",
+        status,
+        session=None,
+        csrf_token=token,
+        next_path=next_path,
+        error=error,
+        email=email,
+    )
+    if request.cookies.get(LOGIN_CSRF_COOKIE) != token:
+        set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=None)
+    response.headers.update(headers or {})
+    return response
+
+
+@router.get("/login")
+async def login_form(
+    request: Request, next_path: Annotated[str | None, Query(alias="next")] = None
+) -> Response:
+    target = safe_next(next_path)
+    if await current_session(request) is not None:
+        return redirect(target)
+    return _login_page(request, target)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await request.form()
+    target = safe_next(form.get("next"))
+    email, password = form.get("email"), form.get("password")
+    email = email.strip() if isinstance(email, str) else ""
+    if not csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE), form.get("csrf_token")):
+        return _login_page(
+            request,
+            target,
+            status=403,
+            email=email,
+            error="This login form had expired, so nothing was checked. Please try again.",
+        )
+    if not email or not isinstance(password, str) or not password:
+        return _login_page(
+            request, target, status=400, email=email, error="Enter your email and password."
+        )
+
+    limit = state(request).login_limit
+    client = request.client.host if request.client else "unknown"
+    keys = (f"ip:{client}", f"email:{admins.normalize_email(email)}")
+    # Every attempt counts against both keys, so neither rotating emails from one address
+    # nor rotating addresses against one email gets more guesses.
+    waits = await blocking(lambda: [wait for key in keys if (wait := limit.hit(key)) is not None])
+    if waits:
+        wait = max(waits)
+        return _login_page(
+            request,
+            target,
+            status=429,
+            email=email,
+            error=f"Too many login attempts. Wait {wait} seconds, then try again.",
+            headers={"Retry-After": str(wait)},
+        )
+
+    settings = state(request).settings
+
+    login = await read(
+        request, lambda conn: admins.authenticate(conn, hasher(settings), email, password)
+    )
+    if login is None:
+        return _login_page(request, target, status=401, email=email, error=WRONG_CREDENTIALS)
+
+    def sign_in(conn: Connection) -> str:
+        if login.new_hash is not None:
+            admins.store_hash(conn, login.admin.id, login.new_hash)
+        return sessions.start(conn, login.admin, settings.session_ttl_s)
+
+    token = await write(request, sign_in)
+    response = redirect(target)
+    set_cookie(request, response, sessions.COOKIE, token, max_age=settings.session_ttl_s)
+    return response
+
+
+@router.post("/logout", dependencies=[Depends(form_on(HOME))])
+async def logout(request: Request) -> Response:
+    token = request.cookies.get(sessions.COOKIE, "")
+    await write(request, lambda conn: sessions.end(conn, token))
+    response = redirect(LOGIN)
+    response.delete_cookie(
+        sessions.COOKIE, path="/", secure=secure_cookies(request), httponly=True, samesite="lax"
+    )
+    return response

@@ -1,0 +1,386 @@
+"""Console login, logout, sessions, redirects, rate limits, security headers and CSRF, over real HTTP."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from clubfeed.auth import sessions
+from tests.conftest import Server
+from tests.consolekit import (
+    PAGES,
+    PASSWORD,
+    SECURITY_HEADERS,
+    console_settings,
+    csrf_of,
+    log_in,
+    logged_in,
+    new_admin,
+    table,
+)
+from tests.factories import Tenant
+
+
+@pytest.fixture(scope="module")
+def console(db: Engine, db_url: str) -> Iterator[Server]:
+    with Server(console_settings(db_url)) as running:
+        yield running
+
+
+@pytest.fixture
+def browser(console: Server) -> Iterator[httpx.Client]:
+    """A client with its own cookie jar that, like a test of redirects must, does not follow them."""
+    with httpx.Client(base_url=console.base_url, timeout=60, follow_redirects=False) as http:
+        yield http
+
+
+def assert_security_headers(response: httpx.Response) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, (response.url, name)
+
+
+def login_redirect(page: str) -> str:
+    return f"/console/login?next={quote(page, safe='/')}"
+
+
+# Logging in
+
+
+def test_login_starts_a_session_and_lands_on_the_overview(
+    db: Engine, tenant: Tenant, browser: httpx.Client
+) -> None:
+    admin = new_admin(db, tenant.business.id)
+
+    response = log_in(browser, admin.email.upper())  # emails are case-insensitive
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console"
+    cookie = next(
+        c for c in response.headers.get_list("set-cookie") if c.startswith(f"{sessions.COOKIE}=")
+    )
+    assert {"httponly", "samesite=lax", "path=/"} <= {
+        part.strip().lower() for part in cookie.split(";")
+    }
+    overview = browser.get("/console")
+    assert overview.status_code == 200
+    assert admin.email in overview.text
+    assert f'<code id="business-id">{tenant.business.id}</code>' in overview.text
+
+
+@pytest.mark.parametrize("wrong", ["password", "email"])
+def test_wrong_credentials_answer_401_with_the_form_again(
+    db: Engine, tenant: Tenant, browser: httpx.Client, wrong: str
+) -> None:
+    admin = new_admin(db, tenant.business.id)
+    email = "nobody-here@gym.example" if wrong == "email" else admin.email
+    password = "not the password at all" if wrong == "password" else PASSWORD
+
+    response = log_in(browser, email, password)
+
+    assert response.status_code == 401
+    # One message for both, so the form does not tell which emails have accounts.
+    assert "That email and password don&#39;t match an admin account." in response.text
+    assert f'value="{email}"' in response.text  # the email is kept for the next try
+    assert sessions.COOKIE not in browser.cookies
+    assert browser.get("/console").status_code == 303
+
+
+def test_the_right_password_after_a_wrong_one_logs_in(
+    db: Engine, tenant: Tenant, browser: httpx.Client
+) -> None:
+    admin = new_admin(db, tenant.business.id)
+    assert log_in(browser, admin.email, "wrong password, again").status_code == 401
+    assert log_in(browser, admin.email).status_code == 303
+    assert browser.get("/console").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("requested", "lands_on"),
+    [
+        ("/console/apps", "/console/apps"),
+        ("/console/activity?x=1", "/console/activity?x=1"),
+        ("/oauth/authorize?client_id=c&state=s%20t", "/oauth/authorize?client_id=c&state=s%20t"),
+        ("https://evil.example/console", "/console"),
+        ("//evil.example/console", "/console"),
+        ("/\\evil.example", "/console"),
+        ("/\t/evil.example", "/console"),
+        ("javascript:alert(1)", "/console"),
+        ("console/apps", "/console"),
+        ("", "/console"),
+    ],
+)
+def test_next_is_followed_only_to_a_path_on_this_site(
+    db: Engine, tenant: Tenant, browser: httpx.Client, requested: str, lands_on: str
+) -> None:
+    admin = new_admin(db, tenant.business.id)
+
+    form = browser.get("/console/login", params={"next": requested})
+    assert f'name="next" value="{lands_on.replace("&", "&amp;")}"' in form.text
+    # The form's hidden field is checked again when posted, as an attacker may post anything.
+    response = browser.post(
+        "/console/login",
+        data={
+            "email": admin.email,
+            "password": PASSWORD,
+            "csrf_token": csrf_of(form.text),
+            "next": requested,
+        },
+    )
+
+    assert response.status_code == 303
+    assert response.headers["location"] == lands_on
+
+
+def test_the_login_page_sends_a_logged_in_admin_on_to_next(
+    db: Engine, tenant: Tenant, console: Server
+) -> None:
+    admin = new_admin(db, tenant.business.id)
+    with logged_in(console.base_url, admin.email) as browser:
+        assert browser.get("/console/login").headers["location"] == "/console"
+        again = browser.get("/console/login", params={"next": "/console/secret"})
+        assert again.status_code == 303
+        assert again.headers["location"] == "/console/secret"
+        assert browser.get("/console/login", params={"next": "//evil.example"}).headers[
+            "location"
+        ] == ("/console")
+
+
+# Sessions
+
+
+@pytest.mark.parametrize("page", [*PAGES, "/console/apps?revoked=1"])
+def test_every_page_sends_a_visitor_without_a_session_to_log_in_and_back(
+    browser: httpx.Client, page: str
+) -> None:
+    anonymous = browser.get(page)
+    browser.cookies.set(sessions.COOKIE, "not-a-session")
+    forged = browser.get(page)
+
+    for response in (anonymous, forged):
+        assert response.status_code == 303
+        assert response.headers["location"] == login_redirect(page)
+        assert_security_headers(response)
+
+
+def test_forms_without_a_session_change_nothing_and_lead_to_login(
+    tenant: Tenant, browser: httpx.Client
+) -> None:
+    integrator = tenant.integrator.id
+    for action, page in [
+        ("/console/secret/rotate", "/console/secret"),
+        (f"/console/apps/{integrator}/revoke", "/console/apps"),
+        (f"/console/apps/{integrator}/allow", "/console/apps"),
+        ("/console/logout", "/console"),
+    ]:
+        response = browser.post(action, data={"csrf_token": "x", "confirm": "yes"})
+        assert response.status_code == 303, action
+        assert response.headers["location"] == login_redirect(page)
+
+    assert browser.get("/v1/checkins", headers=tenant.read_headers).status_code == 200
+
+
+def test_logout_ends_the_session_everywhere(
+    db: Engine, tenant: Tenant, console: Server, browser: httpx.Client
+) -> None:
+    admin = new_admin(db, tenant.business.id)
+    assert log_in(browser, admin.email).status_code == 303
+    cookie = browser.cookies[sessions.COOKIE]
+    with httpx.Client(base_url=console.base_url, follow_redirects=False) as elsewhere:
+        elsewhere.cookies.set(sessions.COOKIE, cookie)
+        assert elsewhere.get("/console").status_code == 200
+
+        response = browser.post(
+            "/console/logout", data={"csrf_token": csrf_of(browser.get("/console").text)}
+        )
+
+        assert response.status_code == 303
+        assert response.headers["location"] == "/console/login"
+        assert_security_headers(response)
+        assert sessions.COOKIE not in browser.cookies
+        # The old cookie value is dead on the server, not merely dropped by this browser.
+        assert elsewhere.get("/console").headers["location"] == login_redirect("/console")
+
+
+def test_sessions_are_separate(db: Engine, tenant: Tenant, console: Server) -> None:
+    admin = new_admin(db, tenant.business.id)
+    with (
+        logged_in(console.base_url, admin.email) as first,
+        logged_in(console.base_url, admin.email) as second,
+    ):
+        assert first.cookies[sessions.COOKIE] != second.cookies[sessions.COOKIE]
+        first_token = csrf_of(first.get("/console").text)
+        assert first_token != csrf_of(second.get("/console").text)
+        assert first.post("/console/logout", data={"csrf_token": first_token}).status_code == 303
+        assert second.get("/console").status_code == 200
+
+
+# Rate limits
+
+
+@pytest.fixture(scope="module")
+def strict_console(db: Engine, db_url: str) -> Iterator[Server]:
+    """A server that allows three login attempts a minute per client address and per email."""
+    with Server(console_settings(db_url, login_rate_limit="3/minute")) as running:
+        yield running
+
+
+def _attempt(client: httpx.Client, email: str, password: str, ip: str) -> httpx.Response:
+    # uvicorn trusts X-Forwarded-For from 127.0.0.1 (a local proxy), which lets one test
+    # client stand for many addresses.
+    form = client.get("/console/login")
+    return client.post(
+        "/console/login",
+        data={"email": email, "password": password, "csrf_token": csrf_of(form.text)},
+        headers={"X-Forwarded-For": ip},
+    )
+
+
+def _assert_limited(response: httpx.Response) -> None:
+    assert response.status_code == 429
+    assert 1 <= int(response.headers["retry-after"]) <= 60
+    assert "Too many login attempts" in response.text
+    assert_security_headers(response)
+    assert sessions.COOKIE not in response.cookies
+
+
+def test_login_is_rate_limited_per_client_address(
+    db: Engine, tenant: Tenant, strict_console: Server
+) -> None:
+    admin = new_admin(db, tenant.business.id)
+    with httpx.Client(base_url=strict_console.base_url, follow_redirects=False) as client:
+        for n in range(3):
+            assert (
+                _attempt(client, f"guess{n}@gym.example", "guessing", "203.0.113.7").status_code
+                == 401
+            )
+
+        # Over the limit even the right password is not checked; another address may try.
+        _assert_limited(_attempt(client, admin.email, PASSWORD, "203.0.113.7"))
+        assert _attempt(client, admin.email, PASSWORD, "203.0.113.8").status_code == 303
+
+
+def test_login_is_rate_limited_per_email(
+    db: Engine, tenant: Tenant, strict_console: Server
+) -> None:
+    admin = new_admin(db, tenant.business.id)
+    with httpx.Client(base_url=strict_console.base_url, follow_redirects=False) as client:
+        for n in range(3):
+            assert _attempt(client, admin.email, "guessing", f"198.51.100.{n}").status_code == 401
+
+        _assert_limited(_attempt(client, admin.email.upper(), PASSWORD, "198.51.100.99"))
+
+
+# Security headers
+
+
+def test_security_headers_on_login_and_console_pages(
+    db: Engine, tenant: Tenant, browser: httpx.Client
+) -> None:
+    admin = new_admin(db, tenant.business.id)
+    assert_security_headers(browser.get("/console/login"))
+    assert_security_headers(log_in(browser, admin.email, "wrong password here"))
+    response = log_in(browser, admin.email)
+    assert_security_headers(response)
+
+    for page in PAGES:
+        response = browser.get(page)
+        assert response.status_code == 200, page
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+        assert_security_headers(response)
+    assert_security_headers(browser.post("/console/secret/rotate", data={"csrf_token": "wrong"}))
+
+
+def test_pages_load_nothing_from_elsewhere_and_run_no_inline_script(
+    db: Engine, tenant: Tenant, console: Server
+) -> None:
+    admin = new_admin(db, tenant.business.id)
+    with (
+        logged_in(console.base_url, admin.email) as browser,
+        httpx.Client(base_url=console.base_url) as anonymous,
+    ):
+        for html in [anonymous.get("/console/login").text, *(browser.get(p).text for p in PAGES)]:
+            assert "<h1" in html
+            assert "//" not in html  # no absolute or scheme-relative URL
+            assert "<script>" not in html and not re.search(r"\son[a-z]+=", html)
+            assert '<script src="/console/static/console.js" defer></script>' in html
+        for asset in ("/console/static/console.css", "/console/static/console.js"):
+            body = browser.get(asset)
+            assert body.status_code == 200
+            assert "url(" not in body.text and "@import" not in body.text
+
+
+# CSRF
+
+
+def test_login_form_needs_its_csrf_cookie_and_token(
+    db: Engine, tenant: Tenant, browser: httpx.Client
+) -> None:
+    admin = new_admin(db, tenant.business.id)
+    fields = {"email": admin.email, "password": PASSWORD}
+
+    no_cookie = browser.post("/console/login", data={**fields, "csrf_token": "anything"})
+    token = csrf_of(browser.get("/console/login").text)  # sets the cookie
+    no_token = browser.post("/console/login", data=fields)
+    wrong_token = browser.post("/console/login", data={**fields, "csrf_token": token + "x"})
+
+    for response in (no_cookie, no_token, wrong_token):
+        assert response.status_code == 403
+        assert "This login form had expired" in response.text
+        assert sessions.COOKIE not in browser.cookies
+    assert browser.post("/console/login", data={**fields, "csrf_token": token}).status_code == 303
+
+
+def _csrf_variants(own: str, others: str) -> list[tuple[str, dict[str, str]]]:
+    return [
+        ("missing", {}),
+        ("empty", {"csrf_token": ""}),
+        ("wrong", {"csrf_token": own[:-2] + ("aa" if not own.endswith("aa") else "bb")}),
+        ("another session's", {"csrf_token": others}),
+    ]
+
+
+def test_console_forms_without_this_sessions_csrf_token_are_refused_and_change_nothing(
+    db: Engine, tenant: Tenant, console: Server
+) -> None:
+    admin = new_admin(db, tenant.business.id)
+    with (
+        httpx.Client(base_url=console.base_url) as feed,
+        logged_in(console.base_url, admin.email) as browser,
+        logged_in(console.base_url, admin.email) as other,
+    ):
+        assert feed.get("/v1/checkins", headers=tenant.read_headers).status_code == 200
+        own = csrf_of(browser.get("/console").text)
+        others = csrf_of(other.get("/console").text)
+        assert browser.get("/console/apps").status_code == 200  # records the connection
+        integrator = tenant.integrator.id
+        for action in (
+            "/console/secret/rotate",
+            f"/console/apps/{integrator}/revoke",
+            "/console/logout",
+        ):
+            for variant, fields in _csrf_variants(own, others):
+                response = browser.post(action, data={**fields, "confirm": "yes"})
+                assert response.status_code == 403, (action, variant)
+                assert "nothing was changed" in response.text
+                assert_security_headers(response)
+
+        # The secret was not rotated, the app not revoked, the session not ended.
+        assert feed.get("/v1/checkins", headers=tenant.read_headers).status_code == 200
+        assert browser.get("/console").status_code == 200
+        apps = table(browser.get("/console/apps").text, "apps")
+        assert apps[1][5] == "Active"
+
+        # With a revoked app, "Allow again" is just as guarded.
+        assert (
+            browser.post(f"/console/apps/{integrator}/revoke", data={"csrf_token": own}).status_code
+            == 303
+        )
+        for variant, fields in _csrf_variants(own, others):
+            response = browser.post(f"/console/apps/{integrator}/allow", data=fields)
+            assert response.status_code == 403, variant
+        assert feed.get("/v1/checkins", headers=tenant.read_headers).status_code == 401

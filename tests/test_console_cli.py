@@ -1,0 +1,175 @@
+"""`clubfeed admin create`, run as the installed command, and its password tried on the console.
+
+Without a terminal the command makes up a password and prints it; in a terminal
+(a pseudo-terminal here) it asks for one twice and refuses a short one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import subprocess
+import sys
+import termios
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from tests.conftest import Server
+from tests.consolekit import console_settings, log_in
+from tests.factories import Tenant
+
+CLUBFEED = Path(sys.executable).parent / "clubfeed"
+
+
+@pytest.fixture(scope="module")
+def console(db: Engine, db_url: str) -> Iterator[Server]:
+    with Server(console_settings(db_url)) as running:
+        yield running
+
+
+def _env(db_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLUBFEED_")}
+    return env | {"CLUBFEED_DATABASE_URL": db_url, "NO_COLOR": "1"}
+
+
+def admin_create(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command with no terminal on stdin."""
+    return subprocess.run(
+        [str(CLUBFEED), "admin", "create", *args],
+        env=_env(db_url),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def admin_create_at_terminal(
+    db_url: str, args: Sequence[str], answers: Sequence[str]
+) -> tuple[int, str]:
+    """The command with a pseudo-terminal on stdin, typing each answer once its prompt waits
+    with echo off (so the terminal cannot flush it); returns the exit code and all output."""
+    master, slave = os.openpty()
+    process = subprocess.Popen(
+        [str(CLUBFEED), "admin", "create", *args],
+        env=_env(db_url),
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # no controlling terminal: the prompts must use stdin
+    )
+    os.close(slave)
+    assert process.stdout is not None
+    output = b""
+    deadline = time.monotonic() + 60
+    try:
+        for answer in answers:
+            prompts = output.count(b":")
+            while output.count(b":") == prompts or termios.tcgetattr(master)[3] & termios.ECHO:
+                assert time.monotonic() < deadline, output
+                if select.select([process.stdout], [], [], 0.05)[0]:
+                    output += os.read(process.stdout.fileno(), 4096)
+            os.write(master, answer.encode() + b"\n")
+        output += process.stdout.read()
+        return process.wait(timeout=60), output.decode()
+    finally:
+        os.close(master)
+        process.kill()
+        process.wait()
+
+
+def _email() -> str:
+    return f"cli-{uuid.uuid4().hex[:10]}@gym.example"
+
+
+def test_without_a_terminal_it_prints_a_password_that_logs_in(
+    db_url: str, tenant: Tenant, console: Server
+) -> None:
+    email = _email()
+
+    done = admin_create(db_url, "--business", str(tenant.business.id), "--email", email.upper())
+
+    assert done.returncode == 0, done.stderr
+    assert f"Admin {email} of business {tenant.business.id} created." in done.stdout
+    found = re.search(r"^Password \(shown only now\): (\S+)$", done.stdout, re.M)
+    assert found, done.stdout
+    password = found.group(1)
+    assert len(password) >= 12
+    with httpx.Client(base_url=console.base_url, follow_redirects=False) as browser:
+        assert log_in(browser, email, password + "x").status_code == 401
+        assert log_in(browser, email, password).status_code == 303
+        assert f'<code id="business-id">{tenant.business.id}</code>' in browser.get("/console").text
+
+
+def test_at_a_terminal_it_asks_twice_and_prints_no_password(
+    db_url: str, tenant: Tenant, console: Server
+) -> None:
+    email, password = _email(), "a long enough passphrase"
+
+    code, output = admin_create_at_terminal(
+        db_url, ["--business", str(tenant.business.id), "--email", email], [password, password]
+    )
+
+    assert code == 0, output
+    assert f"Admin {email} of business {tenant.business.id} created." in output
+    assert password not in output and "shown only now" not in output
+    with httpx.Client(base_url=console.base_url, follow_redirects=False) as browser:
+        assert log_in(browser, email, password).status_code == 303
+
+
+def test_a_short_password_is_refused(db_url: str, tenant: Tenant, console: Server) -> None:
+    email = _email()
+
+    code, output = admin_create_at_terminal(
+        db_url, ["--business", str(tenant.business.id), "--email", email], ["short", "short"]
+    )
+
+    assert code == 1, output
+    assert "Error: A password needs at least 12 characters." in output
+    with httpx.Client(base_url=console.base_url, follow_redirects=False) as browser:
+        assert log_in(browser, email, "short").status_code == 401
+
+
+def test_a_duplicate_email_is_refused(db_url: str, tenant: Tenant) -> None:
+    email = _email()
+    first = admin_create(db_url, "--business", str(tenant.business.id), "--email", email)
+    assert first.returncode == 0, first.stderr
+
+    again = admin_create(
+        db_url, "--business", str(tenant.business.id), "--email", f" {email.upper()} "
+    )
+
+    assert again.returncode == 1
+    assert again.stderr.strip() == f"Error: An admin with email {email} exists already."
+    assert "Password" not in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--business", "999999999", "--email", "x@gym.example"],
+            "Error: There is no business 999999999.",
+        ),
+        (
+            ["--business", "{business}", "--email", "not-an-email"],
+            "Error: 'not-an-email' is not an email address.",
+        ),
+    ],
+)
+def test_an_unknown_business_or_a_bad_email_is_refused(
+    db_url: str, tenant: Tenant, args: list[str], message: str
+) -> None:
+    done = admin_create(db_url, *(a.format(business=tenant.business.id) for a in args))
+
+    assert done.returncode == 1
+    assert done.stderr.strip() == message
+    assert "Password" not in done.stdout

@@ -1,0 +1,340 @@
+"""The console's pages against real data: records written through the ingest API, reads made
+through the feed, and what the overview, shared secret, connected apps and activity pages
+show and change as a result."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from clubfeed.auth import connections, tokens
+from clubfeed.storage.engine import write_transaction
+from tests.conftest import Server
+from tests.consolekit import (
+    PAGES,
+    SECURITY_HEADERS,
+    console_settings,
+    csrf_of,
+    logged_in,
+    new_admin,
+    table,
+    text_of,
+)
+from tests.factories import WRITE_ORDER, Api, Tenant, new_integrator, new_tenant, record
+
+
+@pytest.fixture(scope="module")
+def console(db: Engine, db_url: str) -> Iterator[Server]:
+    with Server(console_settings(db_url)) as running:
+        yield running
+
+
+@pytest.fixture
+def feed(console: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=console.base_url, timeout=60) as http:
+        yield http
+
+
+@pytest.fixture
+def owner(db: Engine, tenant: Tenant, console: Server) -> Iterator[httpx.Client]:
+    """The tenant's admin, logged in."""
+    with logged_in(console.base_url, new_admin(db, tenant.business.id).email) as browser:
+        yield browser
+
+
+def _read(feed: httpx.Client, tenant: Tenant, headers: dict[str, str] | None = None) -> int:
+    return feed.get("/v1/checkins", headers=headers or tenant.read_headers).status_code
+
+
+def _rows(browser: httpx.Client, page: str, table_id: str) -> list[list[str]]:
+    """A table's body rows (its header row dropped)."""
+    response = browser.get(page)
+    assert response.status_code == 200, response.text
+    return table(response.text, table_id)[1:]
+
+
+def _near_now(shown: str) -> bool:
+    when = datetime.strptime(shown, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC)
+    return abs(datetime.now(UTC) - when) < timedelta(minutes=2)
+
+
+def _seed_counts(api: Api) -> dict[str, int]:
+    """Write 1, 2, … 12 records of the resources in write order (3 locations, one then deleted,
+    and a check-in deleted), all through the ingest API; returns the live counts to expect."""
+    refs: dict[str, str] = {}
+    expected: dict[str, int] = {}
+    for n, name in enumerate(WRITE_ORDER, start=1):
+        bodies = [record(name, f"{name[:3]}-{k}", refs) for k in range(n)]
+        if name == "locations":
+            places = [
+                ("Downtown", "Boston", "America/New_York"),
+                ("Bayside", "Adelaide", "Australia/Adelaide"),
+            ]
+            bodies = [
+                record(name, f"loc-{k}", name=place, city=city, timezone=zone)
+                for k, (place, city, zone) in enumerate([*places, ("Closed", "Nowhere", "UTC")])
+            ]
+        response = api.batch(name, upsert=bodies)
+        assert response.status_code == 200, response.text
+        refs[name] = bodies[0]["id"]
+        expected[name] = len(bodies)
+    for name, record_id in (("locations", "loc-2"), ("checkins", "che-3")):
+        assert api.delete(name, record_id).status_code == 200
+        expected[name] -= 1
+    return expected
+
+
+# Overview
+
+
+def test_overview_counts_live_records_of_each_resource_exactly(
+    db: Engine, tenant: Tenant, feed: httpx.Client, owner: httpx.Client
+) -> None:
+    expected = _seed_counts(Api(feed, tenant))
+    Api(feed, new_tenant(db)).seed()  # another business's records are not counted
+
+    page = owner.get("/console")
+
+    assert page.status_code == 200
+    assert text_of(page.text, "business-name") == "Test Gym"
+    assert {
+        name: int(text_of(page.text, f"count-{name}").replace(",", "")) for name in expected
+    } == expected
+    assert expected["checkins"] == 3 and expected["locations"] == 2
+    assert table(page.text, "locations") == [
+        ["Name", "City", "Time zone"],
+        ["Bayside", "Adelaide", "Australia/Adelaide"],
+        ["Downtown", "Boston", "America/New_York"],
+    ]
+
+
+def test_overview_of_a_new_business_is_empty_but_complete(owner: httpx.Client) -> None:
+    page = owner.get("/console").text
+    for name in WRITE_ORDER:
+        assert text_of(page, f"count-{name}") == "0"
+    assert "No locations yet" in page
+    assert "No app has read your data yet" in page
+
+
+def test_overview_shows_when_each_app_last_read(
+    db: Engine, tenant: Tenant, feed: httpx.Client, owner: httpx.Client
+) -> None:
+    second = new_integrator(db, "Second Loyalty")
+    assert _read(feed, tenant) == 200
+    # The recorder writes every second; the console flushes first, so the read shows at once.
+    rows = _rows(owner, "/console", "last-reads")
+    assert len(rows) == 1
+    name, last_read, via, status = rows[0]
+    assert (name, via, status) == ("Test Loyalty", "Shared secret", "Active")
+    assert _near_now(last_read)
+
+    headers = {**tenant.read_headers, "X-Integrator-Key": second.key}
+    assert _read(feed, tenant, headers) == 200
+    assert {row[0] for row in _rows(owner, "/console", "last-reads")} == {
+        "Test Loyalty",
+        "Second Loyalty",
+    }
+
+
+# Shared secret
+
+
+def test_rotating_shows_the_new_secret_once_and_the_old_one_stops_working(
+    tenant: Tenant, feed: httpx.Client, owner: httpx.Client
+) -> None:
+    assert _read(feed, tenant) == 200
+    holders = _rows(owner, "/console/secret", "secret-holders")
+    assert [row[0] for row in holders] == ["Test Loyalty"]
+
+    page = owner.get("/console/secret")
+    response = owner.post(
+        "/console/secret/rotate", data={"csrf_token": csrf_of(page.text), "confirm": "yes"}
+    )
+
+    assert response.status_code == 200
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value  # no-store: the secret is kept by no cache
+    secret = text_of(response.text, "new-secret")
+    assert secret.startswith("cfs_") and secret != tenant.business.shared_secret
+    assert 'data-copy="#new-secret"' in response.text
+    assert response.text.count(secret) == 1
+
+    assert _read(feed, tenant) == 401
+    assert _read(feed, tenant, {**tenant.read_headers, "Authorization": f"Bearer {secret}"}) == 200
+    for later in PAGES:
+        assert secret not in owner.get(later).text, later
+
+
+def test_rotating_needs_the_confirmation(
+    tenant: Tenant, feed: httpx.Client, owner: httpx.Client
+) -> None:
+    token = csrf_of(owner.get("/console/secret").text)
+
+    response = owner.post("/console/secret/rotate", data={"csrf_token": token})
+
+    assert response.status_code == 400
+    assert "Tick the box to confirm" in response.text
+    assert 'id="new-secret"' not in response.text
+    assert _read(feed, tenant) == 200
+
+
+# Connected apps
+
+
+def _form(browser: httpx.Client, action: str) -> httpx.Response:
+    return browser.post(action, data={"csrf_token": csrf_of(browser.get("/console/apps").text)})
+
+
+def test_revoking_a_shared_secret_app_refuses_it_until_allowed_again(
+    db: Engine, tenant: Tenant, feed: httpx.Client, owner: httpx.Client
+) -> None:
+    bystander = new_integrator(db, "Bystander Rewards")
+    bystander_headers = {**tenant.read_headers, "X-Integrator-Key": bystander.key}
+    assert _read(feed, tenant) == 200
+    assert _read(feed, tenant, bystander_headers) == 200
+    integrator = tenant.integrator.id
+    rows = {row[0]: row for row in _rows(owner, "/console/apps", "apps")}
+    assert rows["Test Loyalty"][1:3] == ["Shared secret", "Everything"]
+    connected_on = date.fromisoformat(rows["Test Loyalty"][3])  # a day: when it first read
+    assert abs(datetime.now(UTC).date() - connected_on) <= timedelta(days=1)
+    assert _near_now(rows["Test Loyalty"][4])
+    assert rows["Test Loyalty"][5:] == ["Active", "Revoke Test Loyalty"]
+
+    response = _form(owner, f"/console/apps/{integrator}/revoke")
+
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/console/apps?revoked={integrator}"
+    assert _read(feed, tenant) == 401
+    assert _read(feed, tenant, bystander_headers) == 200  # only that app is cut off
+    page = owner.get(response.headers["location"]).text
+    assert text_of(page, "apps-notice") == "Test Loyalty can no longer read your data."
+    row = next(r for r in table(page, "apps") if r[0] == "Test Loyalty")
+    assert row[5].startswith("Revoked ") and row[6] == "Allow again Test Loyalty"
+
+    response = _form(owner, f"/console/apps/{integrator}/allow")
+
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/console/apps?allowed={integrator}"
+    assert _read(feed, tenant) == 200
+    row = next(r for r in _rows(owner, "/console/apps", "apps") if r[0] == "Test Loyalty")
+    assert row[5:] == ["Active", "Revoke Test Loyalty"]
+
+
+def _oauth_connection(engine: Engine, tenant: Tenant, admin_id: int) -> str:
+    """What an approved consent leaves behind: a connection, a grant and its access token."""
+    with write_transaction(engine) as conn:
+        scope = "checkins users"
+        connections.connect(
+            conn,
+            business_id=tenant.business.id,
+            integrator_id=tenant.integrator.id,
+            via=connections.VIA_OAUTH,
+            scope=scope,
+        )
+        grant = tokens.create_grant(
+            conn,
+            business_id=tenant.business.id,
+            integrator_id=tenant.integrator.id,
+            admin_id=admin_id,
+            scope=scope,
+        )
+        access, refresh = tokens.new_token_pair()
+        tokens.store_tokens(conn, grant, access_token=access, refresh_token=refresh, ttl_s=3600)
+        return access
+
+
+def test_revoking_an_oauth_app_kills_its_token_at_once(
+    db: Engine, tenant: Tenant, feed: httpx.Client, console: Server
+) -> None:
+    admin = new_admin(db, tenant.business.id)
+    token_headers = {
+        **tenant.read_headers,
+        "Authorization": f"Bearer {_oauth_connection(db, tenant, admin.id)}",
+    }
+    assert _read(feed, tenant, token_headers) == 200
+    with logged_in(console.base_url, admin.email) as owner:
+        [row] = _rows(owner, "/console/apps", "apps")
+        assert row[:3] == ["Test Loyalty", "OAuth", "Check-ins Users"]
+        assert _near_now(row[4])
+
+        assert _form(owner, f"/console/apps/{tenant.integrator.id}/revoke").status_code == 303
+
+        assert _read(feed, tenant, token_headers) == 401
+        [row] = _rows(owner, "/console/apps", "apps")
+        assert row[5].startswith("Revoked ")
+        assert row[6] == "Reconnects when you approve it again from the app."
+        # An OAuth app is not let back in from here: it must ask for consent again.
+        refused = _form(owner, f"/console/apps/{tenant.integrator.id}/allow")
+        assert refused.status_code == 409
+        assert "nothing was changed" in refused.text
+        assert _read(feed, tenant, token_headers) == 401
+
+
+# Activity
+
+
+def test_activity_lists_the_requests_made_and_counts_them_per_app(
+    db: Engine, tenant: Tenant, feed: httpx.Client, owner: httpx.Client
+) -> None:
+    assert owner.get("/console/activity").text.count("No requests yet") == 2
+    second = new_integrator(db, "Second Loyalty")
+    second_headers = {**tenant.read_headers, "X-Integrator-Key": second.key}
+    reads = [
+        feed.get("/v1/checkins", headers=tenant.read_headers),
+        feed.get("/v1/users/u-404", headers=tenant.read_headers),
+        feed.post("/v1/users/lookup", json={"ids": ["a"]}, headers=tenant.read_headers),
+        feed.get("/v1/locations", headers=second_headers),
+    ]
+    assert [r.status_code for r in reads] == [200, 404, 200, 200]
+    feed.get("/v1/checkins", headers={**tenant.read_headers, "Authorization": "Bearer wrong"})
+
+    recent = _rows(owner, "/console/activity", "recent-requests")
+
+    assert [row[1:] for row in recent] == [
+        ["Second Loyalty", "GET", "/v1/locations", "200", "Shared secret"],
+        ["Test Loyalty", "POST", "/v1/users/lookup", "200", "Shared secret"],
+        ["Test Loyalty", "GET", "/v1/users/u-404", "404", "Shared secret"],
+        ["Test Loyalty", "GET", "/v1/checkins", "200", "Shared secret"],
+    ]
+    assert all(_near_now(row[0]) for row in recent)
+    assert _rows(owner, "/console/activity", "requests-per-app") == [
+        ["Test Loyalty", "3"],
+        ["Second Loyalty", "1"],
+    ]
+
+
+# Isolation between businesses
+
+
+def test_an_admin_sees_and_changes_only_their_own_business(
+    db: Engine, tenant: Tenant, feed: httpx.Client, owner: httpx.Client
+) -> None:
+    other = Tenant(new_tenant(db).business, new_integrator(db, "Other Gym's App"))
+    Api(feed, other).seed()
+    assert _read(feed, other) == 200
+    assert _read(feed, tenant) == 200
+    token = csrf_of(owner.get("/console").text)
+
+    for action in ("revoke", "allow"):
+        response = owner.post(
+            f"/console/apps/{other.integrator.id}/{action}", data={"csrf_token": token}
+        )
+        assert response.status_code == 404, action
+        assert "not connected to your business" in response.text
+    assert _read(feed, other) == 200
+    assert (
+        owner.post("/console/apps/999999999/revoke", data={"csrf_token": token}).status_code == 404
+    )
+
+    for page in PAGES:
+        html = owner.get(page).text
+        assert "Other Gym&#39;s App" not in html and "Other Gym's App" not in html, page
+    overview = owner.get("/console").text
+    assert all(text_of(overview, f"count-{name}") == "0" for name in WRITE_ORDER)
+    assert [row[1] for row in _rows(owner, "/console/activity", "recent-requests")] == [
+        "Test Loyalty"
+    ]
