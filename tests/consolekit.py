@@ -1,8 +1,9 @@
 """Driving the console as a browser would: real HTTP, cookies, forms and their CSRF tokens.
 
-The console's own server hashes passwords cheaply (argon2 with 32 KiB, the least
-its four lanes accept) and allows many logins a minute, since every test logs in
-from 127.0.0.1; the rate-limit test starts a server with a tight limit instead.
+Every test's admin (the OAuth tests' too) comes from here. Passwords are hashed
+cheaply (argon2id, one pass over 32 KiB in one lane), and the console's own server
+allows many logins a minute, since every test logs in from 127.0.0.1; the
+rate-limit test starts a server with a tight limit instead.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""What the OAuth tests share: a registered app, a logged-in admin, PKCE, and the flow's steps over HTTP."""
+"""What the OAuth tests share: a registered app, a logged-in admin, PKCE, and the flow's steps over HTTP.
+
+The admin, their password and the consent form's CSRF field come from `consolekit`.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -13,14 +15,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 from sqlalchemy import Engine
 
-from clubfeed.auth import admins, credentials, passwords, sessions
-from clubfeed.settings import Settings
+from clubfeed.auth import credentials, sessions
 from clubfeed.storage.engine import write_transaction
+from tests.consolekit import csrf_of, new_admin
 
 REDIRECT_URI = "http://127.0.0.1:9/callback"
-PASSWORD = "correct horse battery staple"
-CHEAP_HASHER = passwords.hasher(Settings(password_time_cost=1, password_memory_kib=1024))
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def new_app(
@@ -47,15 +46,12 @@ class Admin:
 
 def logged_in_admin(engine: Engine, business_id: int) -> Admin:
     """An admin of `business_id` with a live session (as the console's login would start)."""
-    email = f"owner-{secrets.token_hex(4)}@gym.example"
+    admin = new_admin(engine, business_id)
     with write_transaction(engine) as conn:
-        admin = admins.create(
-            conn, CHEAP_HASHER, business_id=business_id, email=email, password=PASSWORD
-        )
         cookie = sessions.start(conn, admin, 3600)
         session = sessions.find(conn, cookie)
     assert session is not None
-    return Admin(business_id, email, cookie, session.csrf_token)
+    return Admin(business_id, admin.email, cookie, session.csrf_token)
 
 
 @dataclass(frozen=True)
@@ -113,9 +109,9 @@ def decide(
 ) -> httpx.Response:
     """Show the consent page, then press a button on it (its form, its CSRF token)."""
     page = consent_page(client, admin, params)
-    match = CSRF_FIELD.search(page.text)
-    assert match is not None, page.text
-    return post_consent(client, admin, params, {"csrf_token": match.group(1), "decision": decision})
+    return post_consent(
+        client, admin, params, {"csrf_token": csrf_of(page.text), "decision": decision}
+    )
 
 
 def approve(client: httpx.Client, admin: Admin, params: dict[str, str]) -> str:

@@ -10,12 +10,14 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 
+from clubfeed.api.deps import AppState
 from clubfeed.settings import Settings
-from clubfeed.storage.engine import make_engine, write_transaction
+from clubfeed.storage.engine import make_engine, read_connection, write_transaction
 from clubfeed.storage.migrate import upgrade
+from clubfeed.storage.schema import api_activity
 from tests.conftest import Server
 from tests.factories import Api, Tenant, new_tenant, record
 from tests.problemkit import (
@@ -621,3 +623,29 @@ def test_an_internal_failure_is_a_500_problem_without_internals(
             )
             assert "users" not in response.text and "table" not in response.text
         assert client.get("/healthz").status_code == 200
+
+
+def test_an_internal_failure_of_a_read_is_recorded_as_500_in_the_activity(
+    broken_server: tuple[Server, Tenant],
+) -> None:
+    running, tenant = broken_server
+    read = {**tenant.read_headers, "Connection": "close"}
+    with httpx.Client(base_url=running.base_url, timeout=60) as client:
+        assert client.get("/v1/users", headers=read).status_code == 500
+        assert client.get("/v1/users/u-1", headers=read).status_code == 500
+        assert client.get("/v1/locations", headers=read).status_code == 200
+
+    # The server runs in this process: write its buffered activity now, not in a second.
+    app_state: AppState = running.server.config.app.state.clubfeed
+    app_state.recorder.flush()
+    with read_connection(app_state.engine) as conn:
+        rows = conn.execute(
+            select(api_activity.c.path, api_activity.c.status)
+            .where(api_activity.c.business_id == tenant.business.id)
+            .order_by(api_activity.c.id)
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("/v1/users", 500),
+        ("/v1/users/u-1", 500),
+        ("/v1/locations", 200),
+    ]

@@ -354,18 +354,27 @@ def test_revoking_apps_on_the_page_refuses_their_reads(
     reader = gym.tenant.integrator
 
     tab.goto("/console/apps")
-    oauth_row, secret_row = tab.locator(f"#app-{app.id}"), tab.locator(f"#app-{reader.id}")
+    oauth_row = tab.locator(f"#app-{app.id}-oauth")
+    secret_row = tab.locator(f"#app-{reader.id}-shared_secret")
     expect(tab.locator("#apps tbody tr")).to_have_count(2)
     expect(oauth_row.locator("th, td")).to_have_text(
-        [APP, "OAuth", "Check-ins", DAY, WHEN, "Active", "Revoke " + APP]
+        [APP, "OAuth", "Check-ins", DAY, WHEN, "Active", "Revoke " + APP + " (OAuth)"]
     )
     expect(secret_row.locator("th, td")).to_have_text(
-        [SECRET_APP, "Shared secret", "Everything", DAY, WHEN, "Active", "Revoke " + SECRET_APP]
+        [
+            SECRET_APP,
+            "Shared secret",
+            "Everything",
+            DAY,
+            WHEN,
+            "Active",
+            "Revoke " + SECRET_APP + " (Shared secret)",
+        ]
     )
     shots.take(tab, "connected-apps-before")
     shots.take_phone(tab, "connected-apps-before")
 
-    tab.get_by_role("button", name=f"Revoke {APP}", exact=True).click()
+    tab.get_by_role("button", name=f"Revoke {APP} (OAuth)", exact=True).click()
     expect(tab).to_have_url(f"{console.base_url}/console/apps?revoked={app.id}")
     expect(tab.locator("#apps-notice")).to_have_text(f"{APP} can no longer read your data.")
     expect(oauth_row.locator("[data-label=Status]")).to_contain_text("Revoked")
@@ -377,7 +386,7 @@ def test_revoking_apps_on_the_page_refuses_their_reads(
     oauth_error(refresh(feed, app, tokens["refresh_token"]), 400, "invalid_grant")
     assert feed.get("/v1/checkins", headers=gym.secret_headers).status_code == 200
 
-    tab.get_by_role("button", name=f"Revoke {SECRET_APP}", exact=True).click()
+    tab.get_by_role("button", name=f"Revoke {SECRET_APP} (Shared secret)", exact=True).click()
     expect(tab).to_have_url(f"{console.base_url}/console/apps?revoked={reader.id}")
     expect(secret_row.locator("[data-label=Status]")).to_contain_text("Revoked")
     shots.take(tab, "connected-apps-secret-revoked")

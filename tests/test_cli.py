@@ -21,11 +21,15 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, select, text, update
 
-from clubfeed.auth.credentials import NewBusiness, NewIntegrator
+from clubfeed.auth import admins, sessions
+from clubfeed.auth.credentials import NewBusiness, NewIntegrator, token_hash
+from clubfeed.auth.passwords import hasher
+from clubfeed.cli import DAY_US
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine
+from clubfeed.storage.schema import admin_sessions, api_activity, integrators
 from tests.conftest import BACKENDS, Server, _free_port
 from tests.factories import Api, Tenant, new_tenant, record
 
@@ -540,6 +544,274 @@ def test_unknown_resource_or_business_fails_clearly(cli_url: str, api: Api, tmp_
     assert ids(api, "locations") == []
 
 
+# integrator set-oauth
+
+
+def _token_error(http: httpx.Client, client_id: str, client_secret: str) -> tuple[int, str]:
+    """Exchange a code nobody issued: 400 invalid_grant once the client authenticated,
+    401 invalid_client if its credentials are wrong."""
+    response = http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": "never-issued",
+            "redirect_uri": "https://loyalty.example/callback",
+            "code_verifier": "v" * 43,
+        },
+        auth=(client_id, client_secret),
+    )
+    return response.status_code, response.json()["error"]
+
+
+def _redirect_uris(engine: Engine, integrator_id: int) -> list[str]:
+    with engine.connect() as conn:
+        stored: str = conn.execute(
+            select(integrators.c.redirect_uris).where(integrators.c.id == integrator_id)
+        ).scalar_one()
+    uris: list[str] = json.loads(stored)
+    return uris
+
+
+def _set_oauth(
+    cli_url: str, integrator_id: int, *args: str, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    return clubfeed(cli_url, "integrator", "set-oauth", str(integrator_id), *args, cwd=cwd)
+
+
+def test_set_oauth_issues_a_new_client_secret_and_the_old_one_stops(
+    cli_url: str, http: httpx.Client, engine: Engine, tmp_path: Path
+) -> None:
+    created = NewIntegrator(
+        **one_json_line(
+            clubfeed(cli_url, "integrator", "create", "Late OAuth", "--json", cwd=tmp_path)
+        )
+    )
+    assert _token_error(http, created.client_id, created.client_secret) == (400, "invalid_grant")
+    uris = ["https://loyalty.example/callback", "http://127.0.0.1:8765/cb"]
+
+    data = one_json_line(
+        _set_oauth(
+            cli_url,
+            created.id,
+            "--redirect-uri",
+            uris[0],
+            "--redirect-uri",
+            uris[1],
+            "--json",
+            cwd=tmp_path,
+        )
+    )
+
+    assert set(data) == {"id", "client_id", "client_secret", "redirect_uris"}
+    assert (data["id"], data["client_id"], data["redirect_uris"]) == (
+        created.id,
+        created.client_id,
+        uris,
+    )
+    assert data["client_secret"].startswith("cfcs_")
+    assert _token_error(http, created.client_id, data["client_secret"]) == (400, "invalid_grant")
+    assert _token_error(http, created.client_id, created.client_secret) == (401, "invalid_client")
+    assert _redirect_uris(engine, created.id) == uris
+
+    # Without --json: readable lines, and the URIs are replaced, not added to.
+    again = _set_oauth(cli_url, created.id, "--redirect-uri", uris[1], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    found = re.search(r"^  OAuth client_secret: +(cfcs_[A-Za-z0-9_-]{43})$", again.stdout, re.M)
+    assert found is not None, again.stdout
+    assert f"OAuth client_id:     {created.client_id}" in again.stdout
+    assert _token_error(http, created.client_id, found[1]) == (400, "invalid_grant")
+    assert _token_error(http, created.client_id, data["client_secret"]) == (401, "invalid_client")
+    assert _redirect_uris(engine, created.id) == [uris[1]]
+
+
+def test_set_oauth_gives_an_integrator_from_before_oauth_a_client_id(
+    cli_url: str, api: Api, engine: Engine, tmp_path: Path
+) -> None:
+    integrator = api.tenant.integrator
+    with engine.begin() as conn:  # as registered before the OAuth migration
+        conn.execute(
+            update(integrators)
+            .where(integrators.c.id == integrator.id)
+            .values(client_id=None, client_secret_hash=None, redirect_uris="[]")
+        )
+
+    data = one_json_line(
+        _set_oauth(
+            cli_url,
+            integrator.id,
+            "--redirect-uri",
+            "https://loyalty.example/callback",
+            "--json",
+            cwd=tmp_path,
+        )
+    )
+
+    assert data["client_id"].startswith("cfid_") and data["client_id"] != integrator.client_id
+    assert _token_error(api.client, data["client_id"], data["client_secret"]) == (
+        400,
+        "invalid_grant",
+    )
+    # The integrator key is another credential and keeps working.
+    assert api.get("/v1/locations").status_code == 200
+
+
+def test_set_oauth_refuses_a_bad_uri_or_an_unknown_integrator_and_changes_nothing(
+    cli_url: str, http: httpx.Client, engine: Engine, tmp_path: Path
+) -> None:
+    created = NewIntegrator(
+        **one_json_line(
+            clubfeed(
+                cli_url,
+                "integrator",
+                "create",
+                "Careful",
+                "--redirect-uri",
+                "https://careful.example/cb",
+                "--json",
+                cwd=tmp_path,
+            )
+        )
+    )
+
+    for uri, reason in [
+        ("http://loyalty.example/cb", "must use https"),
+        ("https://loyalty.example/cb#top", "has a fragment"),
+        ("/cb", "is not an absolute URL"),
+    ]:
+        bad = _set_oauth(
+            cli_url,
+            created.id,
+            "--redirect-uri",
+            "https://ok.example/cb",
+            "--redirect-uri",
+            uri,
+            cwd=tmp_path,
+        )
+        assert_clean_error(bad, reason)
+        assert bad.returncode == 1 and bad.stdout == ""
+    unknown = _set_oauth(
+        cli_url, 987654321, "--redirect-uri", "https://ok.example/cb", cwd=tmp_path
+    )
+    assert_clean_error(unknown, "no integrator 987654321")
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    no_uri = _set_oauth(cli_url, created.id, cwd=tmp_path)
+    assert no_uri.returncode == 2 and "Missing option '--redirect-uri'" in no_uri.stderr
+
+    assert _token_error(http, created.client_id, created.client_secret) == (400, "invalid_grant")
+    assert _redirect_uris(engine, created.id) == ["https://careful.example/cb"]
+
+
+# db purge: API activity and console sessions (tombstones and keys: test_retention.py)
+
+
+def _activity_times(engine: Engine, business_id: int) -> list[int]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(api_activity.c.at_us)
+                .where(api_activity.c.business_id == business_id)
+                .order_by(api_activity.c.id)
+            ).scalars()
+        )
+
+
+def _wait_for_activity(engine: Engine, business_id: int, count: int) -> None:
+    """The server writes its buffered activity every second."""
+    deadline = time.monotonic() + 30
+    while len(_activity_times(engine, business_id)) < count:
+        assert time.monotonic() < deadline, "the server recorded no activity"
+        time.sleep(0.1)
+
+
+def _purge_row(stderr: str, business_id: int) -> list[str]:
+    """The purge table's row of this business: tombstones, idempotency keys, API activity."""
+    for line in stderr.splitlines():
+        cells = _cells(line)
+        if cells and cells[0] == str(business_id):
+            return cells[1:]
+    raise AssertionError(f"no row for business {business_id} in:\n{stderr}")
+
+
+def test_purge_deletes_api_activity_older_than_the_given_days(
+    cli_url: str, api: Api, engine: Engine, tmp_path: Path
+) -> None:
+    other = Api(api.client, new_tenant(engine))
+    for reader in (api, other):
+        for _ in range(3):
+            assert reader.get("/v1/locations").status_code == 200
+        _wait_for_activity(engine, reader.tenant.business.id, 3)
+        with engine.begin() as conn:  # two of each business's three reads ten days ago
+            oldest = (
+                select(api_activity.c.id)
+                .where(api_activity.c.business_id == reader.tenant.business.id)
+                .order_by(api_activity.c.id)
+                .limit(2)
+                .scalar_subquery()
+            )
+            conn.execute(
+                update(api_activity)
+                .where(api_activity.c.id.in_(oldest))
+                .values(at_us=api_activity.c.at_us - 10 * DAY_US)
+            )
+    business = api.tenant.business.id
+
+    def purge(*options: str) -> subprocess.CompletedProcess[str]:
+        done = clubfeed(cli_url, "db", "purge", "--business", str(business), *options, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    kept = purge("--activity-older-than", "11")
+    assert _purge_row(kept.stderr, business) == ["0", "0", "0"]
+    assert len(_activity_times(engine, business)) == 3
+
+    purged = purge("--activity-older-than", "9")
+    assert _purge_row(purged.stderr, business) == ["0", "0", "2"]
+    assert len(_activity_times(engine, business)) == 1
+    assert len(_activity_times(engine, other.tenant.business.id)) == 3  # not this business
+    # A business's purge leaves alone what is purged for all at once.
+    assert "sessions" not in purged.stderr and "OAuth" not in purged.stderr
+
+    assert _purge_row(purge().stderr, business) == ["0", "0", "0"]  # kept 90 days by default
+    assert _purge_row(purge("--activity-older-than", "0").stderr, business) == ["0", "0", "1"]
+    assert _activity_times(engine, business) == []
+
+
+def test_purge_deletes_expired_console_sessions_but_not_for_one_business(
+    cli_url: str, api: Api, engine: Engine, tmp_path: Path
+) -> None:
+    with engine.begin() as conn:
+        admin = admins.create(
+            conn,
+            hasher(Settings(password_time_cost=1, password_memory_kib=32)),
+            business_id=api.tenant.business.id,
+            email=f"purge-{uuid.uuid4().hex[:10]}@gym.example",
+            password="a long enough passphrase",
+        )
+        expired = sessions.start(conn, admin, ttl_s=0)
+        live = sessions.start(conn, admin, ttl_s=3600)
+
+    def stored(token: str) -> bool:
+        with engine.connect() as conn:
+            found = select(admin_sessions.c.token_hash).where(
+                admin_sessions.c.token_hash == token_hash(token)
+            )
+            return conn.execute(found).first() is not None
+
+    one = clubfeed(cli_url, "db", "purge", "--business", str(api.tenant.business.id), cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert stored(expired)
+
+    everyone = clubfeed(cli_url, "db", "purge", cwd=tmp_path)
+
+    assert everyone.returncode == 0, everyone.stderr
+    found = re.search(r"^Expired console sessions deleted: (\d+)$", everyone.stderr, re.M)
+    assert found is not None and int(found[1]) >= 1, everyone.stderr
+    assert not stored(expired)
+    assert stored(live)
+    with engine.connect() as conn:
+        assert sessions.find(conn, live) is not None
+
+
 # serve
 
 
@@ -611,6 +883,8 @@ def test_help_describes_exactly_the_commands_that_exist(tmp_path: Path) -> None:
         ("business", "rotate-secret"),
         ("business", "list"),
         ("integrator", "create"),
+        ("integrator", "set-oauth"),
+        ("db", "purge"),
         ("import",),
     } <= set(texts)
     # Every `clubfeed …` a help text points to is a command that exists.
@@ -620,4 +894,9 @@ def test_help_describes_exactly_the_commands_that_exist(tmp_path: Path) -> None:
     assert "--batch-size" in texts[("import",)] and "--business" in texts[("import",)]
     assert "--json" in texts[("business", "create")] and "--json" in texts[("integrator", "create")]
     assert "--port" in texts[("serve",)]
+    assert "--activity-older-than" in texts[("db", "purge")]
+    purge_help = " ".join(texts[("db", "purge")].split())
+    assert "sessions are then left alone" in purge_help  # what --business skips
+    assert "--redirect-uri URI" in texts[("integrator", "set-oauth")]
+    assert "set-oauth" in texts[("integrator", "create")]
     assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -224,14 +225,16 @@ def test_sessions_are_separate(db: Engine, tenant: Tenant, console: Server) -> N
 
 @pytest.fixture(scope="module")
 def strict_console(db: Engine, db_url: str) -> Iterator[Server]:
-    """A server that allows three login attempts a minute per client address and per email."""
+    """A server that allows three login attempts a minute per client address, and three
+    failed ones per email."""
     with Server(console_settings(db_url, login_rate_limit="3/minute")) as running:
         yield running
 
 
 def _attempt(client: httpx.Client, email: str, password: str, ip: str) -> httpx.Response:
     # uvicorn trusts X-Forwarded-For from 127.0.0.1 (a local proxy), which lets one test
-    # client stand for many addresses.
+    # client stand for many addresses. No cookies are kept, as from a new browser each time.
+    client.cookies.clear()
     form = client.get("/console/login")
     return client.post(
         "/console/login",
@@ -253,18 +256,20 @@ def test_login_is_rate_limited_per_client_address(
 ) -> None:
     admin = new_admin(db, tenant.business.id)
     with httpx.Client(base_url=strict_console.base_url, follow_redirects=False) as client:
-        for n in range(3):
+        for n in range(2):
             assert (
                 _attempt(client, f"guess{n}@gym.example", "guessing", "203.0.113.7").status_code
                 == 401
             )
+        # Every attempt counts against the address, a right one too.
+        assert _attempt(client, admin.email, PASSWORD, "203.0.113.7").status_code == 303
 
         # Over the limit even the right password is not checked; another address may try.
         _assert_limited(_attempt(client, admin.email, PASSWORD, "203.0.113.7"))
         assert _attempt(client, admin.email, PASSWORD, "203.0.113.8").status_code == 303
 
 
-def test_login_is_rate_limited_per_email(
+def test_failed_logins_from_many_addresses_add_up_per_email(
     db: Engine, tenant: Tenant, strict_console: Server
 ) -> None:
     admin = new_admin(db, tenant.business.id)
@@ -273,6 +278,37 @@ def test_login_is_rate_limited_per_email(
             assert _attempt(client, admin.email, "guessing", f"198.51.100.{n}").status_code == 401
 
         _assert_limited(_attempt(client, admin.email.upper(), PASSWORD, "198.51.100.99"))
+
+
+def test_right_passwords_do_not_use_up_the_emails_allowance(
+    db: Engine, tenant: Tenant, strict_console: Server
+) -> None:
+    admin = new_admin(db, tenant.business.id)
+    with httpx.Client(base_url=strict_console.base_url, follow_redirects=False) as client:
+        for n in range(5):
+            assert _attempt(client, admin.email, PASSWORD, f"192.0.2.{10 + n}").status_code == 303
+
+        for n in range(3):
+            assert _attempt(client, admin.email, "guessing", f"192.0.2.{20 + n}").status_code == 401
+        _assert_limited(_attempt(client, admin.email, PASSWORD, "192.0.2.30"))
+
+
+def test_an_attacker_below_the_email_limit_cannot_lock_the_owner_out(
+    db: Engine, tenant: Tenant, strict_console: Server
+) -> None:
+    admin = new_admin(db, tenant.business.id)
+    attacker = "192.0.2.66"
+    with httpx.Client(base_url=strict_console.base_url, follow_redirects=False) as client:
+        for _ in range(2):
+            assert _attempt(client, admin.email, "guessing", attacker).status_code == 401
+        other = f"someone-{uuid.uuid4().hex[:8]}@gym.example"
+        assert _attempt(client, other, "guessing", attacker).status_code == 401
+        # The attacker's address is spent: what it sends now is refused unchecked, and
+        # costs the owner's email nothing.
+        for _ in range(5):
+            _assert_limited(_attempt(client, admin.email, "guessing", attacker))
+
+        assert _attempt(client, admin.email, PASSWORD, "192.0.2.67").status_code == 303
 
 
 # Security headers

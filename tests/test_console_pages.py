@@ -11,8 +11,6 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from clubfeed.auth import connections, tokens
-from clubfeed.storage.engine import write_transaction
 from tests.conftest import Server
 from tests.consolekit import (
     PAGES,
@@ -25,6 +23,7 @@ from tests.consolekit import (
     text_of,
 )
 from tests.factories import WRITE_ORDER, Api, Tenant, new_integrator, new_tenant, record
+from tests.oauthkit import connect
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +201,7 @@ def test_revoking_a_shared_secret_app_refuses_it_until_allowed_again(
     connected_on = date.fromisoformat(rows["Test Loyalty"][3])  # a day: when it first read
     assert abs(datetime.now(UTC).date() - connected_on) <= timedelta(days=1)
     assert _near_now(rows["Test Loyalty"][4])
-    assert rows["Test Loyalty"][5:] == ["Active", "Revoke Test Loyalty"]
+    assert rows["Test Loyalty"][5:] == ["Active", "Revoke Test Loyalty (Shared secret)"]
 
     response = _form(owner, f"/console/apps/{integrator}/revoke")
 
@@ -221,57 +220,31 @@ def test_revoking_a_shared_secret_app_refuses_it_until_allowed_again(
     assert response.headers["location"] == f"/console/apps?allowed={integrator}"
     assert _read(feed, tenant) == 200
     row = next(r for r in _rows(owner, "/console/apps", "apps") if r[0] == "Test Loyalty")
-    assert row[5:] == ["Active", "Revoke Test Loyalty"]
-
-
-def _oauth_connection(engine: Engine, tenant: Tenant, admin_id: int) -> str:
-    """What an approved consent leaves behind: a connection, a grant and its access token."""
-    with write_transaction(engine) as conn:
-        scope = "checkins users"
-        connections.connect(
-            conn,
-            business_id=tenant.business.id,
-            integrator_id=tenant.integrator.id,
-            via=connections.VIA_OAUTH,
-            scope=scope,
-        )
-        grant = tokens.create_grant(
-            conn,
-            business_id=tenant.business.id,
-            integrator_id=tenant.integrator.id,
-            admin_id=admin_id,
-            scope=scope,
-        )
-        access, refresh = tokens.new_token_pair()
-        tokens.store_tokens(conn, grant, access_token=access, refresh_token=refresh, ttl_s=3600)
-        return access
+    assert row[5:] == ["Active", "Revoke Test Loyalty (Shared secret)"]
 
 
 def test_revoking_an_oauth_app_kills_its_token_at_once(
     db: Engine, tenant: Tenant, feed: httpx.Client, console: Server
 ) -> None:
-    admin = new_admin(db, tenant.business.id)
-    token_headers = {
-        **tenant.read_headers,
-        "Authorization": f"Bearer {_oauth_connection(db, tenant, admin.id)}",
-    }
-    assert _read(feed, tenant, token_headers) == 200
-    with logged_in(console.base_url, admin.email) as owner:
+    granted = connect(feed, db, tenant.business.id, scope="checkins users")
+    app = granted.app
+    assert _read(feed, tenant, granted.read_headers()) == 200
+    with logged_in(console.base_url, granted.admin.email) as owner:
         [row] = _rows(owner, "/console/apps", "apps")
-        assert row[:3] == ["Test Loyalty", "OAuth", "Check-ins Users"]
+        assert row[:3] == [app.name, "OAuth", "Users Check-ins"]  # in catalogue order
         assert _near_now(row[4])
 
-        assert _form(owner, f"/console/apps/{tenant.integrator.id}/revoke").status_code == 303
+        assert _form(owner, f"/console/apps/{app.id}/revoke").status_code == 303
 
-        assert _read(feed, tenant, token_headers) == 401
+        assert _read(feed, tenant, granted.read_headers()) == 401
         [row] = _rows(owner, "/console/apps", "apps")
         assert row[5].startswith("Revoked ")
         assert row[6] == "Reconnects when you approve it again from the app."
         # An OAuth app is not let back in from here: it must ask for consent again.
-        refused = _form(owner, f"/console/apps/{tenant.integrator.id}/allow")
+        refused = _form(owner, f"/console/apps/{app.id}/allow")
         assert refused.status_code == 409
         assert "nothing was changed" in refused.text
-        assert _read(feed, tenant, token_headers) == 401
+        assert _read(feed, tenant, granted.read_headers()) == 401
 
 
 # Activity

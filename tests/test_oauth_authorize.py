@@ -192,6 +192,9 @@ def test_an_unknown_scope_is_invalid_scope(
     params = authorize_params(new_app(db), pkce(), scope=scope)
     response = client.get("/oauth/authorize", params=params, headers=admin.headers)
     assert_error_redirect(response, params, "invalid_scope")
+    if scope.strip():
+        # The error names the valid scopes, for the integrator's engineer.
+        assert "checkins" in query_of(response.headers["location"])["error_description"]
 
 
 @pytest.mark.parametrize("response_type", ["token", "code token", 'co"de', "CODE"])

@@ -51,9 +51,18 @@ def test_an_approved_app_reads_exactly_the_granting_business(
     no_key = {"Authorization": granted.read_headers()["Authorization"]}
     assert_problem(client.get("/v1/checkins", headers=no_key), 401, "unauthenticated")
 
-    outside = client.get("/v1/sales", headers=granted.read_headers())
-    body = assert_problem(outside, 403, "forbidden")
-    assert "users, checkins" in body["detail"]
+    # Outside its scope, by each read: 403 saying what the token covers, and (RFC 6750 §3.1)
+    # which scope the request would need.
+    for outside in (
+        client.get("/v1/sales", headers=granted.read_headers()),
+        client.get("/v1/sales/s-1", headers=granted.read_headers()),
+        client.post("/v1/sales/lookup", json={"ids": ["s-1"]}, headers=granted.read_headers()),
+    ):
+        body = assert_problem(outside, 403, "forbidden")
+        assert "users, checkins" in body["detail"]
+        assert outside.headers["www-authenticate"] == (
+            'Bearer realm="clubfeed", error="insufficient_scope", scope="sales"'
+        )
     assert feed_status(client, granted.read_headers(), "users") == 200
 
 

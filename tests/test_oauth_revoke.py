@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from clubfeed import catalogue
 from clubfeed.auth import connections, tokens
+from clubfeed.settings import Settings
 from clubfeed.storage.engine import write_transaction
 from tests.conftest import Server
 from tests.factories import Tenant
@@ -55,6 +56,22 @@ def test_revoking_a_refresh_token_revokes_its_grant(
     # Revoking again, or a token already spent, changes nothing and still answers 200.
     _assert_revoked_answer(_revoke(client, granted, second["refresh_token"]))
     _assert_revoked_answer(_revoke(client, granted, granted.tokens["refresh_token"]))
+
+
+def test_revoking_a_spent_refresh_token_changes_nothing(
+    client: httpx.Client, db: Engine, tenant: Tenant
+) -> None:
+    """A rotated pair is no longer valid: revoking it is a no-op (RFC 7009 §2.2), and its
+    successor lives on; only the token endpoint treats a spent refresh token as reuse."""
+    granted = connect(client, db, tenant.business.id)
+    first = granted.tokens
+    second = refresh(client, granted.app, first["refresh_token"]).json()
+
+    _assert_revoked_answer(_revoke(client, granted, first["refresh_token"]))
+    _assert_revoked_answer(_revoke(client, granted, first["access_token"]))
+
+    assert feed_status(client, granted.read_headers(second["access_token"])) == 200
+    assert refresh(client, granted.app, second["refresh_token"]).status_code == 200
 
 
 def test_unknown_and_other_clients_tokens_answer_200_and_change_nothing(
@@ -129,10 +146,30 @@ def test_the_metadata_document(client: httpx.Client, server: Server) -> None:
         "service_documentation": f"{base}/docs",
     }
     AuthorizationServerMetadata(document).validate()
-    # The issuer follows the URL the server was reached by.
+    # Without a configured public URL, the issuer follows the URL the server was reached by.
     host = {"Host": f"localhost:{server.port}"}
     by_name = client.get("/.well-known/oauth-authorization-server", headers=host).json()
     assert by_name["token_endpoint"] == f"http://localhost:{server.port}/oauth/token"
+
+
+def test_the_metadata_names_the_configured_public_url(db: Engine, db_url: str) -> None:
+    """Behind a proxy the Host header is the client's to choose; CLUBFEED_PUBLIC_URL is not."""
+    public = "https://api.vendor.example"
+    assert Settings.from_env({"CLUBFEED_PUBLIC_URL": public}).public_url == public
+    assert Settings.from_env({}).public_url is None
+    settings = Settings(database_url=db_url, public_url=public + "/")
+    with Server(settings) as running, httpx.Client(base_url=running.base_url) as http:
+        response = http.get(
+            "/.well-known/oauth-authorization-server", headers={"Host": "attacker.example"}
+        )
+    assert response.status_code == 200
+    document = response.json()
+    assert document["issuer"] == public
+    assert document["authorization_endpoint"] == f"{public}/oauth/authorize"
+    assert document["token_endpoint"] == f"{public}/oauth/token"
+    assert document["revocation_endpoint"] == f"{public}/oauth/revoke"
+    assert document["service_documentation"] == f"{public}/docs"
+    AuthorizationServerMetadata(document).validate()
 
 
 def test_the_endpoints_are_in_the_openapi_document_and_answer_as_it_says(

@@ -14,9 +14,9 @@ from sqlalchemy import Engine
 from clubfeed.auth.credentials import token_hash
 from clubfeed.settings import Settings
 from tests.conftest import Server
+from tests.consolekit import PASSWORD
 from tests.factories import Api, Tenant, database_dump
 from tests.oauthkit import (
-    PASSWORD,
     approve,
     authorize_params,
     exchange,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ from sqlalchemy import Engine
 
 from clubfeed.settings import Settings
 from tests.conftest import Server
-from tests.factories import Tenant
+from tests.factories import Tenant, new_tenant
 from tests.oauthkit import (
     Admin,
     approve,
@@ -180,6 +181,29 @@ def test_refresh_tokens_rotate_and_reuse_revokes_the_grant(
     oauth_error(refresh(client, app, third["refresh_token"]), 400, "invalid_grant")
 
 
+def test_a_second_consent_replaces_the_first(
+    client: httpx.Client, db: Engine, tenant: Tenant
+) -> None:
+    """Approving the app again, for less, ends what the wider first approval gave it."""
+    wide = connect(client, db, tenant.business.id, scope="checkins users")
+    app = wide.app
+    assert feed_status(client, wide.read_headers(), "users") == 200
+    other_app = connect(client, db, tenant.business.id, new_app(db, name="Other Loyalty"))
+    other_gym = connect(client, db, new_tenant(db).business.id, app)
+
+    narrow = connect(client, db, tenant.business.id, app, scope="checkins")
+
+    assert narrow.tokens["scope"] == "checkins"
+    assert feed_status(client, wide.read_headers(), "users") == 401
+    assert feed_status(client, wide.read_headers()) == 401
+    oauth_error(refresh(client, app, wide.tokens["refresh_token"]), 400, "invalid_grant")
+    assert feed_status(client, narrow.read_headers()) == 200
+    assert feed_status(client, narrow.read_headers(), "users") == 403
+    # Only this app's grants at this business were replaced.
+    assert feed_status(client, other_app.read_headers(), "users") == 200
+    assert feed_status(client, other_gym.read_headers(), "users") == 200
+
+
 def test_one_clients_refresh_token_is_refused_to_another(
     client: httpx.Client, db: Engine, tenant: Tenant
 ) -> None:
@@ -248,6 +272,23 @@ def test_the_client_must_authenticate(client: httpx.Client, db: Engine, admin: A
     oauth_error(response, 400, "invalid_request")
     response = client.post("/oauth/token", json=form, auth=(app.client_id, app.client_secret))
     oauth_error(response, 400, "invalid_request")
+    # Basic credentials that are not base64 of UTF-8 "id:secret" fail authentication on both
+    # endpoints: bytes that are not UTF-8, a character outside base64 (even after the right
+    # credentials, which a lenient decoder would skip to), no colon, nothing at all.
+    right = base64.b64encode(f"{app.client_id}:{app.client_secret}".encode()).decode()
+    malformed = [
+        "Basic " + base64.b64encode(b"\xff:\xfe").decode(),
+        "Basic " + base64.b64encode(app.client_id.encode() + b"\xff:x").decode(),
+        f"Basic {right}!",
+        f"Basic {right[:-1]}",
+        "Basic " + base64.b64encode(app.client_id.encode()).decode(),
+        "Basic",
+    ]
+    for authorization in malformed:
+        for path, data in (("/oauth/token", form), ("/oauth/revoke", {"token": code})):
+            response = client.post(path, data=data, headers={"Authorization": authorization})
+            oauth_error(response, 401, "invalid_client")
+            assert response.headers["www-authenticate"].startswith("Basic "), authorization
     for grant_type in ("password", "client_credentials", "implicit"):
         response = client.post(
             "/oauth/token",
@@ -262,12 +303,13 @@ def test_codes_and_access_tokens_expire(tight: httpx.Client, db: Engine, tenant:
     admin = logged_in_admin(db, tenant.business.id)
     granted = connect(tight, db, tenant.business.id)
     assert granted.tokens["expires_in"] == 1
-    proof = pkce()
-    late = approve(tight, admin, authorize_params(granted.app, proof))
+    # Another app's code: a second consent to the same app would end the first grant.
+    slow, proof = new_app(db, name="Slow Loyalty"), pkce()
+    late = approve(tight, admin, authorize_params(slow, proof))
     assert feed_status(tight, granted.read_headers()) == 200
     time.sleep(1.1)
     assert feed_status(tight, granted.read_headers()) == 401
-    oauth_error(exchange(tight, granted.app, late, proof.verifier), 400, "invalid_grant")
+    oauth_error(exchange(tight, slow, late, proof.verifier), 400, "invalid_grant")
     # An expired access token is refreshed as usual.
     renewed = refresh(tight, granted.app, granted.tokens["refresh_token"])
     assert renewed.status_code == 200, renewed.text

@@ -11,11 +11,13 @@ import httpx
 import pytest
 from fastapi.routing import iter_route_contexts
 from jsonschema import Draft202012Validator, FormatChecker
+from sqlalchemy import Engine
 
 from clubfeed import catalogue
 from clubfeed.api.app import create_app
 from clubfeed.settings import Settings
 from tests.factories import Api, record
+from tests.oauthkit import connect
 from tests.problemkit import EPOCH, PROBLEM_JSON
 
 Document = dict[str, Any]
@@ -23,13 +25,14 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$
 COMMON_PARAMETERS = ["limit", "cursor", "modified_since", "modified_before", "ids"]
 # Every status each operation can answer, as the tests of this suite observe them.
 RESPONSES = {
-    ("", "get"): {"200", "400", "401", "410", "414"},
-    ("/lookup", "post"): {"200", "400", "401", "413", "422"},
-    ("/{record_id}", "get"): {"200", "400", "401", "404"},
+    ("", "get"): {"200", "400", "401", "403", "410", "414"},
+    ("/lookup", "post"): {"200", "400", "401", "403", "413", "422"},
+    ("/{record_id}", "get"): {"200", "400", "401", "403", "404"},
     ("/{record_id}", "put"): {"200", "201", "400", "401", "413", "422"},
     ("/{record_id}", "delete"): {"200", "400", "401", "404", "422"},
     ("/batch", "post"): {"200", "400", "401", "413", "422"},
 }
+READS = {("", "get"), ("/lookup", "post"), ("/{record_id}", "get")}
 FORMATS = FormatChecker()
 
 
@@ -130,7 +133,14 @@ def test_every_operation_is_described(document: Document, resource: catalogue.Re
     for (suffix, method), codes in RESPONSES.items():
         operation = document["paths"][base + suffix][method]
         assert set(operation["responses"]) == codes, (suffix, method)
-        assert operation["security"], (suffix, method)
+        if (suffix, method) in READS:
+            # The integrator key, and either the shared secret or a token covering this resource.
+            assert operation["security"] == [
+                {"integratorKey": [], "sharedSecret": []},
+                {"integratorKey": [], "oauth2": [resource.name]},
+            ]
+        else:
+            assert operation["security"] == [{"ingestKey": []}], (suffix, method)
         for code, response in operation["responses"].items():
             (media_type,) = response["content"]
             assert media_type == ("application/json" if code < "300" else PROBLEM_JSON)
@@ -211,6 +221,35 @@ def test_real_responses_conform_to_the_document(document: Document, api: Api, na
     check(api.post(f"/v1/{name}/lookup", json={"ids": [""]}))
     check(api.delete(name, "nope"))
     check(api.batch(name, [], ["nope"]))
+
+
+def test_the_oauth2_scheme_names_the_flow_and_every_resource_as_a_scope(
+    document: Document,
+) -> None:
+    scheme = document["components"]["securitySchemes"]["oauth2"]
+    assert scheme["type"] == "oauth2"
+    assert set(scheme["flows"]) == {"authorizationCode"}
+    flow = scheme["flows"]["authorizationCode"]
+    assert flow["authorizationUrl"] == "/oauth/authorize"
+    assert flow["tokenUrl"] == flow["refreshUrl"] == "/oauth/token"
+    assert list(flow["scopes"]) == [r.name for r in catalogue.RESOURCES]
+    assert flow["scopes"]["checkins"].startswith("Read check-ins.")
+    assert all(flow["scopes"].values())
+
+
+def test_a_token_used_outside_its_scope_gets_the_documented_403(
+    document: Document, api: Api, db: Engine
+) -> None:
+    strict = _strict(document)
+    granted = connect(api.client, db, api.tenant.business.id, scope="checkins")
+    headers = granted.read_headers()
+    for response in (
+        api.client.get("/v1/users", headers=headers),
+        api.client.get("/v1/users/u-1", headers=headers),
+        api.client.post("/v1/users/lookup", json={"ids": ["u-1"]}, headers=headers),
+    ):
+        assert response.status_code == 403, response.text
+        assert_conforms(strict, response)
 
 
 def test_a_problem_listing_more_than_100_places_conforms(document: Document, api: Api) -> None:

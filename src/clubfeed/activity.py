@@ -13,7 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from clubfeed.auth import connections
 from clubfeed.storage.engine import write_transaction
@@ -101,12 +101,9 @@ def _write(conn: Connection, events: list[Event]) -> None:
         key = (e.business_id, e.integrator_id, e.via)
         latest[key] = max(latest.get(key, 0), e.at_us)
     for (business_id, integrator_id, via), at in latest.items():
-        if via == connections.VIA_SHARED_SECRET:
-            connections.note_shared_secret_use(
-                conn, business_id=business_id, integrator_id=integrator_id, at=at
-            )
-        else:
-            connections.note_use(conn, business_id=business_id, integrator_id=integrator_id, at=at)
+        connections.note_use(
+            conn, business_id=business_id, integrator_id=integrator_id, via=via, at=at
+        )
 
 
 @dataclass(frozen=True)
@@ -147,3 +144,17 @@ def requests_per_integrator(conn: Connection, business_id: int) -> dict[str, int
         .group_by(integrators.c.name)
     )
     return {name: count for name, count in rows}
+
+
+def forget(conn: Connection, business_id: int, before_us: int) -> int:
+    """Delete the business's requests made before `before_us`; how many went.
+
+    Every authenticated read adds a row, so without this the table only grows. One
+    business at a time, so the (business_id, at_us) index finds the rows.
+    """
+    result = conn.execute(
+        delete(api_activity).where(
+            api_activity.c.business_id == business_id, api_activity.c.at_us < before_us
+        )
+    )
+    return result.rowcount

@@ -276,6 +276,8 @@ RESOURCES: tuple[Resource, ...] = (
 )
 
 BY_NAME: dict[str, Resource] = {r.name: r for r in RESOURCES}
+NAMES: tuple[str, ...] = tuple(BY_NAME)
+"""Every resource name, in catalogue order (also the OAuth scopes)."""
 
 SERVER_FIELDS = ("created_at", "modified_at", "deleted")
 """Fields the server owns: accepted in a write (so a record read can be written back) and ignored."""

@@ -165,12 +165,32 @@ def db_upgrade(ctx: Context) -> None:
     type=click.IntRange(min=0),
     help="Delete OAuth codes and token pairs that stopped working this many days ago.",
 )
-@click.option("--business", "business_id", type=int, help="Only this business (default: all).")
+@click.option(
+    "--activity-older-than",
+    "activity_days",
+    default=90,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Delete the API activity (shown in the console) recorded more than this many days ago.",
+)
+@click.option(
+    "--business",
+    "business_id",
+    type=int,
+    help="Only this business (default: all). Dead OAuth codes and tokens and expired console "
+    "sessions are then left alone: they are purged for every business at once, without --business.",
+)
 @pass_context
 def db_purge(
-    ctx: Context, tombstone_days: int, key_days: int, oauth_days: int, business_id: int | None
+    ctx: Context,
+    tombstone_days: int,
+    key_days: int,
+    oauth_days: int,
+    activity_days: int,
+    business_id: int | None,
 ) -> None:
-    """Purge old tombstones, idempotency keys and dead OAuth codes and tokens (run it daily).
+    """Purge old tombstones, idempotency keys, API activity, dead OAuth codes and tokens,
+    and expired console sessions (run it daily).
 
     A range query or cursor reaching back before the purged tombstones then gets
     410 Gone: pollers that fall further behind than the retention do a complete
@@ -178,13 +198,15 @@ def db_purge(
     """
     from rich.table import Table
 
-    from clubfeed.auth import tokens
+    from clubfeed import activity
+    from clubfeed.auth import sessions, tokens
     from clubfeed.feed.retention import purge
     from clubfeed.ingest import idempotency
     from clubfeed.timefmt import format_us, now_us
 
     now = now_us()
     tombstones_before, keys_before = now - tombstone_days * DAY_US, now - key_days * DAY_US
+    activity_before = now - activity_days * DAY_US
     with read_connection(ctx.engine) as conn:
         query = select(businesses.c.id).order_by(businesses.c.id)
         if business_id is not None:
@@ -194,21 +216,28 @@ def db_purge(
         raise click.ClickException(f"There is no business {business_id}.")
     table = Table(
         title=f"Purged: tombstones before {format_us(tombstones_before)[:19]}, "
-        f"idempotency keys before {format_us(keys_before)[:19]}"
+        f"idempotency keys before {format_us(keys_before)[:19]}, "
+        f"API activity before {format_us(activity_before)[:19]}"
     )
     table.add_column("business", justify="right")
     table.add_column("tombstones", justify="right")
     table.add_column("idempotency keys", justify="right")
+    table.add_column("API activity", justify="right")
     for each in ids:
         with write_transaction(ctx.engine) as conn:
             counts = purge(conn, each, tombstones_before)
             keys = idempotency.forget(conn, each, keys_before)
-        table.add_row(str(each), f"{sum(counts.values()):,}", f"{keys:,}")
+        # Its own transaction: the purge above holds the business's clock, which writers wait on.
+        with write_transaction(ctx.engine) as conn:
+            requests = activity.forget(conn, each, activity_before)
+        table.add_row(str(each), f"{sum(counts.values()):,}", f"{keys:,}", f"{requests:,}")
     err.print(table)
     if business_id is None:
         with write_transaction(ctx.engine) as conn:
             dead = tokens.forget_spent(conn, now - oauth_days * DAY_US)
+            expired = sessions.forget_expired(conn)
         err.print(f"OAuth codes and token pairs deleted: {dead:,}")
+        err.print(f"Expired console sessions deleted: {expired:,}")
 
 
 @main.group()
@@ -287,6 +316,7 @@ def integrator() -> None:
 @click.option(
     "--redirect-uri",
     "redirect_uris",
+    metavar="URI",
     multiple=True,
     help="An OAuth redirect URI, matched exactly (https, or http on loopback). Repeatable.",
 )
@@ -295,7 +325,11 @@ def integrator() -> None:
 def integrator_create(
     ctx: Context, name: str, redirect_uris: tuple[str, ...], as_json: bool
 ) -> None:
-    """Register an integrator; prints its key and OAuth client credentials (shown only now)."""
+    """Register an integrator; prints its key and OAuth client credentials (shown only now).
+
+    OAuth needs at least one --redirect-uri: without one the integrator can read only
+    with shared secrets until `clubfeed integrator set-oauth` gives it some.
+    """
     try:
         with write_transaction(ctx.engine) as conn:
             created = credentials.create_integrator(conn, name, redirect_uris)
@@ -318,6 +352,53 @@ def integrator_create(
             f"  OAuth client_secret:            {created.client_secret}",
             *(f"  redirect URI:                   {uri}" for uri in created.redirect_uris),
             "Store the key and the client secret now: only their hashes are kept.",
+        ],
+    )
+
+
+@integrator.command("set-oauth")
+@click.argument("integrator_id", type=int)
+@click.option(
+    "--redirect-uri",
+    "redirect_uris",
+    metavar="URI",
+    multiple=True,
+    required=True,
+    help="An OAuth redirect URI, matched exactly (https, or http on loopback). Repeatable; "
+    "replaces the registered ones.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one line of JSON.")
+@pass_context
+def integrator_set_oauth(
+    ctx: Context, integrator_id: int, redirect_uris: tuple[str, ...], as_json: bool
+) -> None:
+    """Set an integrator's OAuth redirect URIs and issue a new client secret (shown only now).
+
+    For an integrator registered before OAuth, or without --redirect-uri: it gets a
+    client_id if it has none (an existing one is kept). The old client secret stops
+    working at once.
+    """
+    try:
+        with write_transaction(ctx.engine) as conn:
+            client_id, client_secret = credentials.set_oauth_client(
+                conn, integrator_id, redirect_uris
+            )
+    except (ValueError, LookupError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    _emit(
+        as_json,
+        {
+            "id": integrator_id,
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "redirect_uris": list(redirect_uris),
+        },
+        [
+            f"Integrator {integrator_id}",
+            f"  OAuth client_id:     {client_id}",
+            f"  OAuth client_secret: {client_secret}",
+            *(f"  redirect URI:        {uri}" for uri in redirect_uris),
+            "Store the client secret now: only its hash is kept. The old one no longer works.",
         ],
     )
 

@@ -81,5 +81,11 @@ class Unauthenticated(ClubfeedError):
 
 
 class Forbidden(ClubfeedError):
+    """`scope`, when an access token's scope is what falls short, is the scope the request needs."""
+
     title = "Forbidden"
     slug = "forbidden"
+
+    def __init__(self, detail: str, *, scope: str | None = None) -> None:
+        super().__init__(detail)
+        self.scope = scope

@@ -26,6 +26,15 @@ class Limit:
         """Count one attempt by `key`; None if allowed, else seconds to wait (for Retry-After)."""
         if self._limiter.hit(self._item, self._name, key):
             return None
+        return self._wait(key)
+
+    def test(self, key: str) -> int | None:
+        """Like `hit` but counts nothing, for keys charged only once the outcome is known."""
+        if self._limiter.test(self._item, self._name, key):
+            return None
+        return self._wait(key)
+
+    def _wait(self, key: str) -> int:
         reset_at = self._limiter.get_window_stats(self._item, self._name, key).reset_time
         return max(1, math.ceil(reset_at - time.time()))
 

@@ -17,7 +17,9 @@ class Settings:
     so that every process sharing the database shares the key. `cookie_secure`
     None means: mark the session cookie Secure whenever the request came over https.
     Rate limits use the `limits` library's notation ("10/minute"); its storage is
-    memory:// for one process, redis://host:6379 for several.
+    memory:// for one process, redis://host:6379 for several. `public_url` is where
+    clients reach the API (https://api.vendor.example): the OAuth metadata names it as
+    issuer, since a Host header is the client's to choose; unset, the request's URL is used.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -31,12 +33,15 @@ class Settings:
     cookie_secure: bool | None = None
     rate_limit_storage: str = "memory://"
     login_rate_limit: str = "10/minute"
-    token_rate_limit: str = "60/minute"
+    # Per client across all its businesses: an integrator refreshing hourly for
+    # thousands of gyms must fit.
+    token_rate_limit: str = "600/minute"
     password_time_cost: int = 3
     password_memory_kib: int = 64 * 1024
     access_token_ttl_s: int = 3600
     authorization_code_ttl_s: int = 60
     activity_flush_s: float = 1.0
+    public_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -52,6 +57,7 @@ class Settings:
             rate_limit_storage=env.get("CLUBFEED_RATE_LIMIT_STORAGE") or cls.rate_limit_storage,
             login_rate_limit=env.get("CLUBFEED_LOGIN_RATE_LIMIT") or cls.login_rate_limit,
             token_rate_limit=env.get("CLUBFEED_TOKEN_RATE_LIMIT") or cls.token_rate_limit,
+            public_url=env.get("CLUBFEED_PUBLIC_URL") or None,
         )
 
 

@@ -33,7 +33,8 @@ Gym and studio data for loyalty integrators: users, locations, memberships, chec
 referrals, sales, classes, appointments and their categories.
 
 **Reading** (integrators) needs two credentials: your integrator key in `X-Integrator-Key`,
-and the business's shared secret as `Authorization: Bearer <secret>`.
+and, as `Authorization: Bearer`, the business's shared secret or an OAuth access token the
+business granted you (authorization code with PKCE, at `/oauth/authorize` and `/oauth/token`).
 
 **Writing** (the POS) needs the business's ingest key as `Authorization: Bearer <key>`.
 

@@ -105,6 +105,10 @@ async def _as_reader(
             except ClubfeedError as exc:
                 status = problems.STATUS.get(type(exc), 400)
                 raise
+            except Exception:
+                # Anything else reaches the app's catch-all handler, which answers 500.
+                status = 500
+                raise
             finally:
                 app_state.recorder.record(
                     activity.Event(

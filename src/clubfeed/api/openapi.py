@@ -24,8 +24,18 @@ def _problem(description: str) -> Schema:
 
 
 _UNAUTHENTICATED = _problem("A credential is missing or wrong (see WWW-Authenticate)")
-_READ_SECURITY: list[Schema] = [{"integratorKey": [], "sharedSecret": []}]
+_OUT_OF_SCOPE = _problem(
+    "The OAuth access token does not cover this resource (WWW-Authenticate names the scope needed)"
+)
 _WRITE_SECURITY: list[Schema] = [{"ingestKey": []}]
+
+
+def _read_security(resource: Resource) -> list[Schema]:
+    """The integrator key, with the business's shared secret or an access token covering `resource`."""
+    return [
+        {"integratorKey": [], "sharedSecret": []},
+        {"integratorKey": [], "oauth2": [resource.name]},
+    ]
 
 
 def _query(name: str, description: str, schema: Schema) -> Schema:
@@ -95,7 +105,7 @@ class ReadDocs:
                 "tombstones. Pages follow next_cursor until it is null; consistent_until is where the next "
                 "window starts. With ids: a lookup (see POST lookup)."
             ),
-            "security": _READ_SECURITY,
+            "security": _read_security(r),
             "parameters": parameters,
             "responses": {
                 "200": {
@@ -112,6 +122,7 @@ class ReadDocs:
                 },
                 "400": _problem("A parameter or the cursor is invalid"),
                 "401": _UNAUTHENTICATED,
+                "403": _OUT_OF_SCOPE,
                 "410": _problem(
                     "A range reaching back before the tombstones still kept: do a complete "
                     "transfer and poll on from its consistent_until"
@@ -132,7 +143,7 @@ class ReadDocs:
         }
         return {
             "description": "Records by id in the order asked; deleted ones as tombstones; unknown ids in missing.",
-            "security": _READ_SECURITY,
+            "security": _read_security(r),
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
             "responses": {
                 "200": _json(
@@ -140,6 +151,7 @@ class ReadDocs:
                 ),
                 "400": _problem("The body is not JSON, or lists more than 10,000 ids"),
                 "401": _UNAUTHENTICATED,
+                "403": _OUT_OF_SCOPE,
                 "413": _problem("The body is too large"),
                 "422": _problem(
                     'The body is not {"ids": [...]}, or an id is not 1 to 64 printable characters'
@@ -150,12 +162,13 @@ class ReadDocs:
     def get_operation(self) -> Schema:
         r = self.resource
         return {
-            "security": _READ_SECURITY,
+            "security": _read_security(r),
             "parameters": [_id_parameter(r)],
             "responses": {
                 "200": _json(ref(schema_name(r)), "The record"),
                 "400": _problem("The id is not 1 to 64 printable characters"),
                 "401": _UNAUTHENTICATED,
+                "403": _OUT_OF_SCOPE,
                 "404": _problem("No such record, or it was deleted"),
             },
         }

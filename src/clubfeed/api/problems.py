@@ -66,6 +66,13 @@ def domain_error(_request: Request, exc: Exception) -> Response:
     if isinstance(exc, Unauthenticated):
         error = ', error="invalid_token"' if exc.rejected else ""
         headers = {"WWW-Authenticate": f'Bearer realm="clubfeed"{error}'}
+    elif isinstance(exc, Forbidden) and exc.scope is not None:
+        # RFC 6750 §3.1: the scope attribute names what the token would need.
+        headers = {
+            "WWW-Authenticate": (
+                f'Bearer realm="clubfeed", error="insufficient_scope", scope="{exc.scope}"'
+            )
+        }
     return problem_response(
         status,
         exc.title,

@@ -206,6 +206,21 @@ def components() -> Schema:
                 "scheme": "bearer",
                 "description": "The business's shared secret (reads)",
             },
+            "oauth2": {
+                "type": "oauth2",
+                "description": "An access token the business granted this integrator (reads, "
+                "as 'Authorization: Bearer'); PKCE with S256 is required",
+                "flows": {
+                    "authorizationCode": {
+                        "authorizationUrl": "/oauth/authorize",
+                        "tokenUrl": "/oauth/token",
+                        "refreshUrl": "/oauth/token",
+                        "scopes": {
+                            r.name: f"Read {r.title.lower()}. {r.description}" for r in RESOURCES
+                        },
+                    }
+                },
+            },
             "ingestKey": {
                 "type": "http",
                 "scheme": "bearer",

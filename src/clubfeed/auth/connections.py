@@ -1,31 +1,33 @@
 """Connections: which integrators may read a business, how they got in, and what they may read.
 
-A connection is made by OAuth consent, or the first time an integrator reads with
-the business's shared secret. The business can revoke it: the integrator's tokens
-die and its shared-secret reads are refused until the business allows it again.
+An integrator reaches a business through up to two channels, each a row: OAuth
+(made by consent, covering the approved resources) and the shared secret (made by
+the first read with it, covering everything). The business revokes either or both;
+approving one channel never reopens the other.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, and_, select, update
 
 from clubfeed import catalogue
 from clubfeed.auth import tokens
-from clubfeed.storage.engine import is_sqlite
-from clubfeed.storage.schema import connections, integrators
+from clubfeed.auth.credentials import token_hash
+from clubfeed.storage.engine import dialect_insert
+from clubfeed.storage.schema import businesses, connections, integrators
 from clubfeed.timefmt import now_us
 
 VIA_OAUTH = "oauth"
 VIA_SHARED_SECRET = "shared_secret"
-ALL_RESOURCES = " ".join(r.name for r in catalogue.RESOURCES)
+ALL_RESOURCES = " ".join(catalogue.NAMES)
+_KEY = ["business_id", "integrator_id", "via"]
 
 
 @dataclass(frozen=True)
 class ConnectionView:
-    """One connected app as the business sees it."""
+    """One channel of a connected app, as the business sees it."""
 
     integrator_id: int
     integrator_name: str
@@ -36,82 +38,95 @@ class ConnectionView:
     revoked_at: int | None
 
 
-def connect(
-    conn: Connection, *, business_id: int, integrator_id: int, via: str, scope: str
-) -> None:
-    """Record that the business let this integrator in (again), `via` OAuth or shared secret."""
-    dialect_insert = sqlite.insert if is_sqlite(conn) else postgresql.insert
-    stmt = dialect_insert(connections).values(
+def connect(conn: Connection, *, business_id: int, integrator_id: int, scope: str) -> None:
+    """The business approved this integrator by OAuth (again): its OAuth channel, with `scope`.
+
+    Only the OAuth channel changes: a shared-secret revocation stays in force.
+    """
+    stmt = dialect_insert(conn)(connections).values(
         business_id=business_id,
         integrator_id=integrator_id,
-        via=via,
+        via=VIA_OAUTH,
         scope=scope,
         created_at=now_us(),
     )
     conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["business_id", "integrator_id"],
-            set_={"via": via, "scope": scope, "revoked_at": None},
-        )
+        stmt.on_conflict_do_update(index_elements=_KEY, set_={"scope": scope, "revoked_at": None})
     )
 
 
-def note_shared_secret_use(
-    conn: Connection, *, business_id: int, integrator_id: int, at: int
-) -> None:
-    """A shared-secret read: create its connection on first use, and keep last use current."""
-    dialect_insert = sqlite.insert if is_sqlite(conn) else postgresql.insert
-    stmt = dialect_insert(connections).values(
+def note_use(conn: Connection, *, business_id: int, integrator_id: int, via: str, at: int) -> None:
+    """A read through a channel: keep its last use current.
+
+    A shared-secret channel is made by its first read; an OAuth one exists since consent.
+    """
+    if via != VIA_SHARED_SECRET:
+        conn.execute(
+            update(connections)
+            .where(
+                connections.c.business_id == business_id,
+                connections.c.integrator_id == integrator_id,
+                connections.c.via == via,
+            )
+            .values(last_used_at=at)
+        )
+        return
+    stmt = dialect_insert(conn)(connections).values(
         business_id=business_id,
         integrator_id=integrator_id,
-        via=VIA_SHARED_SECRET,
+        via=via,
         scope=ALL_RESOURCES,
         created_at=at,
         last_used_at=at,
     )
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["business_id", "integrator_id"], set_={"last_used_at": at}
+    conn.execute(stmt.on_conflict_do_update(index_elements=_KEY, set_={"last_used_at": at}))
+
+
+def shared_secret_reader(
+    conn: Connection, secret: str, integrator_id: int
+) -> tuple[int, bool] | None:
+    """(business id, revoked) for a shared secret read by `integrator_id`; None if no such secret.
+
+    One indexed lookup answers both: the hot path of every shared-secret read.
+    """
+    row = conn.execute(
+        select(businesses.c.id, connections.c.revoked_at)
+        .select_from(businesses)
+        .outerjoin(
+            connections,
+            and_(
+                connections.c.business_id == businesses.c.id,
+                connections.c.integrator_id == integrator_id,
+                connections.c.via == VIA_SHARED_SECRET,
+            ),
         )
-    )
+        .where(businesses.c.shared_secret_hash == token_hash(secret))
+    ).first()
+    return None if row is None else (row.id, row.revoked_at is not None)
 
 
-def note_use(conn: Connection, *, business_id: int, integrator_id: int, at: int) -> None:
-    conn.execute(
-        update(connections)
-        .where(
-            connections.c.business_id == business_id, connections.c.integrator_id == integrator_id
-        )
-        .values(last_used_at=at)
-    )
+def revoke(
+    conn: Connection, *, business_id: int, integrator_id: int, via: str | None = None
+) -> bool:
+    """Cut an integrator off (through one channel, or every one); False if nothing was live.
 
-
-def is_revoked(conn: Connection, business_id: int, integrator_id: int) -> bool:
-    revoked_at = conn.execute(
-        select(connections.c.revoked_at).where(
-            connections.c.business_id == business_id, connections.c.integrator_id == integrator_id
-        )
-    ).scalar()
-    return revoked_at is not None
-
-
-def revoke(conn: Connection, *, business_id: int, integrator_id: int) -> bool:
-    """Cut an integrator off; its OAuth tokens die at once. False if it was not connected."""
-    changed = conn.execute(
-        update(connections)
-        .where(
-            connections.c.business_id == business_id,
-            connections.c.integrator_id == integrator_id,
-            connections.c.revoked_at.is_(None),
-        )
-        .values(revoked_at=now_us())
-    ).rowcount
-    tokens.revoke_grants_of(conn, business_id, integrator_id)
-    return changed == 1
+    Revoking the OAuth channel revokes its grants, so its tokens die at once.
+    """
+    where = [
+        connections.c.business_id == business_id,
+        connections.c.integrator_id == integrator_id,
+        connections.c.revoked_at.is_(None),
+    ]
+    if via is not None:
+        where.append(connections.c.via == via)
+    changed = conn.execute(update(connections).where(*where).values(revoked_at=now_us())).rowcount
+    if via in (None, VIA_OAUTH):
+        tokens.revoke_grants_of(conn, business_id, integrator_id)
+    return changed > 0
 
 
 def allow_again(conn: Connection, *, business_id: int, integrator_id: int) -> bool:
-    """Lift a revocation of a shared-secret connection (OAuth apps reconnect by consent)."""
+    """Lift a revocation of the shared-secret channel (OAuth apps reconnect by consent)."""
     changed = conn.execute(
         update(connections)
         .where(

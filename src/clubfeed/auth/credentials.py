@@ -156,15 +156,18 @@ def set_oauth_client(
 ) -> tuple[str, str]:
     """Give an integrator a client_id (if it has none), these redirect URIs and a fresh secret.
 
-    Returns (client_id, client_secret); the old secret stops working at once.
+    Returns (client_id, client_secret); the old secret stops working at once. ValueError
+    for a bad URI, LookupError if there is no such integrator.
     """
     for uri in redirect_uris:
         if (problem := redirect_uri_problem(uri)) is not None:
             raise ValueError(problem)
-    client_id: str | None = conn.execute(
+    row = conn.execute(
         select(integrators.c.client_id).where(integrators.c.id == integrator_id)
-    ).scalar_one()
-    client_id = client_id or CLIENT_ID_PREFIX + secrets.token_urlsafe(16)
+    ).first()
+    if row is None:
+        raise LookupError(f"There is no integrator {integrator_id}.")
+    client_id: str = row.client_id or CLIENT_ID_PREFIX + secrets.token_urlsafe(16)
     client_secret = new_token(CLIENT_SECRET_PREFIX)
     conn.execute(
         update(integrators)
@@ -185,10 +188,6 @@ def _find(conn: Connection, id_column: object, hash_column: object, token: str) 
         return None
     found: int = row[0]
     return found
-
-
-def business_by_shared_secret(conn: Connection, secret: str) -> int | None:
-    return _find(conn, businesses.c.id, businesses.c.shared_secret_hash, secret)
 
 
 def business_by_ingest_key(conn: Connection, key: str) -> int | None:

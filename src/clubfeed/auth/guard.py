@@ -63,8 +63,8 @@ def reader(conn: Connection, headers: Mapping[str, str], resource: str) -> Reade
         raise Unauthenticated("The X-Integrator-Key is not a valid integrator key.", rejected=True)
     if token.startswith(tokens.ACCESS_PREFIX):
         return _token_reader(conn, token, integrator_id, resource)
-    business_id = credentials.business_by_shared_secret(conn, token)
-    if business_id is None:
+    found = connections.shared_secret_reader(conn, token, integrator_id)
+    if found is None:
         hint = (
             " That is an ingest key, which only writes; reads need the business's shared secret."
             if token.startswith(credentials.INGEST_KEY_PREFIX)
@@ -73,7 +73,8 @@ def reader(conn: Connection, headers: Mapping[str, str], resource: str) -> Reade
         raise Unauthenticated(
             "The bearer token is not a valid shared secret." + hint, rejected=True
         )
-    if connections.is_revoked(conn, business_id, integrator_id):
+    business_id, revoked = found
+    if revoked:
         raise Unauthenticated(
             "The business revoked this integrator's access; ask it to connect you again.",
             rejected=True,
@@ -92,7 +93,8 @@ def _token_reader(conn: Connection, token: str, integrator_id: int, resource: st
     if resource not in grant.scope.split():
         raise Forbidden(
             f"This access token may read {', '.join(grant.scope.split())}, not {resource}; "
-            "ask the business to approve a wider scope."
+            "ask the business to approve a wider scope.",
+            scope=resource,
         )
     return Reader(grant.business_id, integrator_id, connections.VIA_OAUTH)
 

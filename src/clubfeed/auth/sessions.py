@@ -33,7 +33,6 @@ def start(conn: Connection, admin: Admin, ttl_s: int) -> str:
         insert(admin_sessions).values(
             token_hash=token_hash(token),
             admin_id=admin.id,
-            business_id=admin.business_id,
             csrf_token=secrets.token_urlsafe(32),
             created_at=now,
             expires_at=now + ttl_s * 1_000_000,
@@ -60,3 +59,10 @@ def find(conn: Connection, token: str | None) -> Session | None:
 
 def end(conn: Connection, token: str) -> None:
     conn.execute(delete(admin_sessions).where(admin_sessions.c.token_hash == token_hash(token)))
+
+
+def forget_expired(conn: Connection) -> int:
+    """Delete sessions past their expiry (`find` ignores them, but nothing else removes them)."""
+    return conn.execute(
+        delete(admin_sessions).where(admin_sessions.c.expires_at <= now_us())
+    ).rowcount

@@ -240,7 +240,12 @@ def find_access(conn: Connection, token: str) -> Grant | None:
 
 
 def find_for_revocation(conn: Connection, token: str, integrator_id: int) -> Revocable | None:
-    """The token an access or refresh token string belongs to, if `integrator_id` holds it."""
+    """The live token pair a token string belongs to, if `integrator_id` holds it.
+
+    A pair already rotated or revoked counts as unknown: revoking a dead token must
+    change nothing (RFC 7009 §2.2), least of all the grant its successor lives on.
+    Reuse of a spent refresh token is detected where it can do harm, at the token endpoint.
+    """
     digest = token_hash(token)
     row = conn.execute(
         _token_query().where(
@@ -248,7 +253,7 @@ def find_for_revocation(conn: Connection, token: str, integrator_id: int) -> Rev
             oauth_grants.c.integrator_id == integrator_id,
         )
     ).first()
-    if row is None:
+    if row is None or row.refreshed_at is not None or row.revoked_at is not None:
         return None
     return Revocable(TokenRecord(row.id, _grant(row)), is_refresh=row.access_hash != digest)
 

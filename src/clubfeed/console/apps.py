@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
+from clubfeed import catalogue
 from clubfeed.auth import connections
 from clubfeed.auth.sessions import Session
 from clubfeed.console.access import Admin, ConsoleRoute, SignedForm, error_page, form_on, redirect
@@ -20,14 +21,20 @@ from clubfeed.console.web import page, read_fresh, write
 router = APIRouter(prefix="/console", route_class=ConsoleRoute)
 PAGE = "/console/apps"
 AppsForm = Annotated[SignedForm, Depends(form_on(PAGE))]
-ALL_RESOURCES = frozenset(connections.ALL_RESOURCES.split())
+ALL_RESOURCES = frozenset(catalogue.NAMES)
+CHANNELS = (connections.VIA_OAUTH, connections.VIA_SHARED_SECRET)
 
 
 def _find(
-    conn: Connection, business_id: int, integrator_id: int
+    conn: Connection, business_id: int, integrator_id: int, via: str | None = None
 ) -> connections.ConnectionView | None:
+    """A channel of this business's integrator (through `via`, if given)."""
     return next(
-        (a for a in connections.of_business(conn, business_id) if a.integrator_id == integrator_id),
+        (
+            a
+            for a in connections.of_business(conn, business_id)
+            if a.integrator_id == integrator_id and via in (None, a.via)
+        ),
         None,
     )
 
@@ -72,12 +79,16 @@ async def apps_page(
 
 @router.post("/apps/{integrator_id:int}/revoke")
 async def revoke(request: Request, integrator_id: int, signed: AppsForm) -> Response:
+    """Revoke one channel (the form's `via`), or the whole app when the form names none."""
     business_id = signed.session.admin.business_id
+    via = signed.text("via") or None
+    if via is not None and via not in CHANNELS:
+        return _not_connected(request, signed.session)
 
     def run(conn: Connection) -> bool:
         if _find(conn, business_id, integrator_id) is None:
             return False
-        connections.revoke(conn, business_id=business_id, integrator_id=integrator_id)
+        connections.revoke(conn, business_id=business_id, integrator_id=integrator_id, via=via)
         return True
 
     if not await write(request, run):
@@ -90,7 +101,8 @@ async def allow_again(request: Request, integrator_id: int, signed: AppsForm) ->
     business_id = signed.session.admin.business_id
 
     def run(conn: Connection) -> connections.ConnectionView | None:
-        app = _find(conn, business_id, integrator_id)
+        app = _find(conn, business_id, integrator_id, connections.VIA_SHARED_SECRET)
+        app = app or _find(conn, business_id, integrator_id)
         if app is not None and app.via == connections.VIA_SHARED_SECRET:
             connections.allow_again(conn, business_id=business_id, integrator_id=integrator_id)
         return app

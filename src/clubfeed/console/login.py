@@ -1,8 +1,9 @@
 """Logging in and out of the console.
 
 The login form is protected by a double-submit CSRF cookie (there is no session
-yet), attempts are rate-limited per client address and per email before any
-password is checked, and a successful login always starts a new session.
+yet), attempts are rate-limited before any password is checked (every attempt
+counts against the client address, only failed ones against the email), and a
+successful login always starts a new session.
 """
 
 from __future__ import annotations
@@ -100,10 +101,14 @@ async def login(request: Request) -> Response:
 
     limit = state(request).login_limit
     client = request.client.host if request.client else "unknown"
-    keys = (f"ip:{client}", f"email:{admins.normalize_email(email)}")
-    # Every attempt counts against both keys, so neither rotating emails from one address
-    # nor rotating addresses against one email gets more guesses.
-    waits = await blocking(lambda: [wait for key in keys if (wait := limit.hit(key)) is not None])
+    ip_key, email_key = f"ip:{client}", f"email:{admins.normalize_email(email)}"
+    # The address pays for every attempt (`hit` checks and counts), so one address cannot
+    # guess across many emails. The email pays only for wrong passwords (below): many
+    # addresses together still get few guesses at it, but neither its owner's logins nor
+    # attempts refused here use up its allowance, so nobody locks the owner out cheaply.
+    waits = await blocking(
+        lambda: [wait for wait in (limit.test(email_key), limit.hit(ip_key)) if wait is not None]
+    )
     if waits:
         wait = max(waits)
         return _login_page(
@@ -121,6 +126,7 @@ async def login(request: Request) -> Response:
         request, lambda conn: admins.authenticate(conn, hasher(settings), email, password)
     )
     if login is None:
+        await blocking(lambda: limit.hit(email_key))
         return _login_page(request, target, status=401, email=email, error=WRONG_CREDENTIALS)
 
     def sign_in(conn: Connection) -> str:

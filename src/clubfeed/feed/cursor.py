@@ -16,10 +16,9 @@ import secrets
 
 import msgspec
 from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from clubfeed.errors import BadRequest, ErrorItem
-from clubfeed.storage.engine import is_sqlite
+from clubfeed.storage.engine import dialect_insert
 from clubfeed.storage.schema import server_secrets
 
 VERSION = 2
@@ -94,9 +93,8 @@ def load_key(conn: Connection, configured: str | None) -> bytes:
     """
     if configured:
         return hashlib.sha256(configured.encode()).digest()
-    dialect_insert = sqlite.insert if is_sqlite(conn) else postgresql.insert
     conn.execute(
-        dialect_insert(server_secrets)
+        dialect_insert(conn)(server_secrets)
         .values(name="cursor", value=secrets.token_bytes(32))
         .on_conflict_do_nothing(index_elements=["name"])
     )

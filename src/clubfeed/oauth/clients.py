@@ -14,7 +14,7 @@ from clubfeed.storage.schema import integrators
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 GRANT_TYPES = ("authorization_code", "refresh_token")
-SCOPES = tuple(resource.name for resource in catalogue.RESOURCES)
+SCOPES = catalogue.NAMES
 
 
 def canonical_scope(scope: str | None) -> str | None:

@@ -13,7 +13,13 @@ from collections.abc import Callable
 from authlib.oauth2.rfc6749 import OAuth2Error
 from sqlalchemy import Engine
 
-from clubfeed.oauth.requests import Incoming, OAuthRequest, repeated
+from clubfeed.oauth.requests import (
+    Incoming,
+    OAuthRequest,
+    basic_credentials,
+    repeated,
+    well_formed_basic,
+)
 from clubfeed.oauth.server import AuthServer, Reply, error_reply
 from clubfeed.ratelimit import Limit
 from clubfeed.settings import Settings
@@ -49,7 +55,8 @@ def revoke(engine: Engine, settings: Settings, limit: Limit, incoming: Incoming)
 
 
 def _malformed(incoming: Incoming) -> Reply | None:
-    """Refuse what RFC 6749 forbids before anyone looks at a credential."""
+    """Refuse what RFC 6749 forbids, and Basic credentials Authlib cannot decode, before
+    anyone looks at a credential (the read and the write path then decode them safely)."""
     if incoming.query:
         # §2.3.1: client credentials must not travel in the URL, where logs keep them.
         return error_reply(
@@ -62,8 +69,16 @@ def _malformed(incoming: Incoming) -> Reply | None:
     if (name := repeated(incoming.form)) is not None:
         named = name if name.isascii() and name.replace("_", "").isalnum() else "A parameter"
         return error_reply(400, "invalid_request", f"{named} was sent more than once.")
-    basic = incoming.headers.get("authorization", "").lower().startswith("basic ")
-    if basic and any(key == "client_secret" for key, _ in incoming.form):
+    basic = basic_credentials(incoming.headers)
+    if basic is not None and not well_formed_basic(basic):
+        # §5.2: a client that tried HTTP authentication gets a 401 naming the scheme.
+        return error_reply(
+            401,
+            "invalid_client",
+            "HTTP Basic credentials must be the base64 of client_id:client_secret in UTF-8.",
+            {"WWW-Authenticate": 'Basic realm="clubfeed", error="invalid_client"'},
+        )
+    if basic is not None and any(key == "client_secret" for key, _ in incoming.form):
         return error_reply(
             400,
             "invalid_request",

@@ -119,9 +119,14 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         return tokens.new_code()
 
     def save_authorization_code(self, code: str, request: OAuthRequest) -> None:
-        """The admin approved: record the grant and its code, and connect the app to the business."""
+        """The admin approved: record the grant and its code, and connect the app to the business.
+
+        The new consent replaces any earlier one: the business agreed to this scope, so
+        tokens from a wider, older approval must not outlive it.
+        """
         admin: Admin = request.user
         client: Client = request.client
+        tokens.revoke_grants_of(self.server.conn, admin.business_id, client.integrator_id)
         grant = tokens.create_grant(
             self.server.conn,
             business_id=admin.business_id,
@@ -141,7 +146,6 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             self.server.conn,
             business_id=admin.business_id,
             integrator_id=client.integrator_id,
-            via=connections.VIA_OAUTH,
             scope=request.scope,
         )
 

@@ -7,6 +7,7 @@ touches Starlette's request object.
 
 from __future__ import annotations
 
+import base64
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,25 @@ def repeated(params: Params) -> str | None:
         if value:
             seen.add(name)
     return None
+
+
+def basic_credentials(headers: Mapping[str, str]) -> str | None:
+    """The credentials of an `Authorization: Basic` header, as sent; None if it is not Basic."""
+    scheme, _, credentials = headers.get("authorization", "").strip().partition(" ")
+    return credentials.strip() if scheme.lower() == "basic" else None
+
+
+def well_formed_basic(credentials: str) -> bool:
+    """Whether Basic credentials are base64 of UTF-8 `client_id:client_secret` (RFC 7617 §2).
+
+    Authlib decodes them as UTF-8 unguarded (other bytes raise) and skips characters
+    that are not base64, so anything else must be refused before it gets there.
+    """
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode()
+    except ValueError:  # not base64 (binascii.Error), or not UTF-8 (UnicodeDecodeError)
+        return False
+    return ":" in decoded
 
 
 class Payload(OAuth2Payload):

@@ -121,4 +121,5 @@ async def revoke(request: Request) -> Response:
     responses=docs.METADATA_RESPONSES,
 )
 async def server_metadata(request: Request) -> JSONResponse:
-    return JSONResponse(metadata(str(request.base_url).rstrip("/")))
+    public_url = state(request).settings.public_url or str(request.base_url)
+    return JSONResponse(metadata(public_url.rstrip("/")))

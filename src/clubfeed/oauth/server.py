@@ -64,7 +64,7 @@ class AuthServer(AuthorizationServer):
     """The authorization-code grant with S256 PKCE, rotating refresh tokens and RFC 7009 revocation."""
 
     def __init__(self, conn: Connection, settings: Settings) -> None:
-        super().__init__(scopes_supported=list(SCOPES))
+        super().__init__()
         self.conn = conn
         self.settings = settings
         self.register_token_generator("default", self._bearer)
@@ -113,7 +113,9 @@ class AuthServer(AuthorizationServer):
         )
 
     def validate_requested_scope(self, scope: str | None) -> None:
-        """Unknown names are refused here; a scope naming nothing, by `Client.get_allowed_scope`."""
+        """The one scope check (Authlib's, fed scopes_supported, would only say "invalid"): unknown
+        names are refused here, naming the valid ones; a scope naming nothing, by
+        `Client.get_allowed_scope`."""
         if scope is not None and not set(scope.split()) <= set(SCOPES):
             raise InvalidScopeError(
                 "scope must be resource names separated by spaces, from: " + " ".join(SCOPES)

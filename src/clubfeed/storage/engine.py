@@ -6,11 +6,12 @@ writers never deadlock upgrading a read lock; WAL lets readers run beside them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -57,6 +58,11 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def is_sqlite(conn_or_engine: Connection | Engine) -> bool:
     return conn_or_engine.dialect.name == "sqlite"
+
+
+def dialect_insert(conn: Connection) -> Callable[[Table], sqlite.Insert | postgresql.Insert]:
+    """The INSERT construct of `conn`'s dialect, which has ON CONFLICT on both databases."""
+    return sqlite.insert if is_sqlite(conn) else postgresql.insert
 
 
 @contextmanager

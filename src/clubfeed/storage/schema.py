@@ -106,8 +106,7 @@ admin_sessions = Table(
     "admin_sessions",
     metadata,
     Column("token_hash", LargeBinary(32), primary_key=True),
-    Column("admin_id", BigInteger, nullable=False, index=True),
-    Column("business_id", BigInteger, nullable=False),
+    Column("admin_id", BigInteger, nullable=False),
     Column("csrf_token", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
@@ -118,12 +117,13 @@ connections = Table(
     metadata,
     Column("business_id", BigInteger, nullable=False),
     Column("integrator_id", BigInteger, nullable=False),
-    Column("via", Text, nullable=False),  # "oauth" or "shared_secret"
+    # One row per way in ("oauth", "shared_secret"): each is revoked and shown on its own.
+    Column("via", Text, nullable=False),
     Column("scope", Text, nullable=False),  # resource names, space-separated
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
     Column("last_used_at", BigInteger, nullable=True),
-    PrimaryKeyConstraint("business_id", "integrator_id"),
+    PrimaryKeyConstraint("business_id", "integrator_id", "via"),
 )
 
 oauth_grants = Table(
@@ -157,7 +157,7 @@ oauth_tokens = Table(
     _serial(),
     Column("grant_id", BigInteger, nullable=False, index=True),
     Column("access_hash", LargeBinary(32), nullable=False, unique=True),
-    Column("refresh_hash", LargeBinary(32), nullable=True, unique=True),
+    Column("refresh_hash", LargeBinary(32), nullable=False, unique=True),
     Column("access_expires_at", BigInteger, nullable=False),
     Column("refreshed_at", BigInteger, nullable=True),  # the refresh token was used (rotated)
     Column("revoked_at", BigInteger, nullable=True),
