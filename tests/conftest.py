@@ -24,6 +24,7 @@ from clubfeed.api.app import create_app
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine
 from clubfeed.storage.migrate import upgrade
+from tests.consolekit import console_settings
 from tests.factories import Api, Tenant, new_integrator, new_tenant
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -118,6 +119,16 @@ class Server:
 @pytest.fixture(scope="session")
 def server(db: Engine, db_url: str) -> Iterator[Server]:
     with Server(Settings(database_url=db_url)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def console(db: Engine, db_url: str) -> Iterator[Server]:
+    """The app with cheap password hashing and a loose login limit, for console tests.
+
+    One per module, so that modules do not share rate-limit counts.
+    """
+    with Server(console_settings(db_url)) as running:
         yield running
 
 

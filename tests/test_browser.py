@@ -24,7 +24,7 @@ from clubfeed.auth import credentials
 from clubfeed.storage.schema import connections, oauth_grants
 from tests.browserkit import DESKTOP, Receiver, Shots, launch, log_in
 from tests.conftest import Server
-from tests.consolekit import PASSWORD, console_settings, new_admin
+from tests.consolekit import PASSWORD, new_admin
 from tests.factories import Api, Tenant, new_business, new_integrator, record
 from tests.oauthkit import Pkce, authorize_params, exchange, new_app, oauth_error, pkce, refresh
 from tests.problemkit import assert_problem
@@ -34,13 +34,6 @@ APP = "Perkville Rewards"
 SECRET_APP = "Lift Loyalty"
 DAY = re.compile(r"^\s*\d{4}-\d\d-\d\d\s*$")
 WHEN = re.compile(r"^\s*\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\s*$")
-
-
-@pytest.fixture(scope="module")
-def console(db: Engine, db_url: str) -> Iterator[Server]:
-    """The app with cheap password hashing and a loose login limit (every test logs in)."""
-    with Server(console_settings(db_url)) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

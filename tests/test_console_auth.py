@@ -27,12 +27,6 @@ from tests.consolekit import (
 from tests.factories import Tenant
 
 
-@pytest.fixture(scope="module")
-def console(db: Engine, db_url: str) -> Iterator[Server]:
-    with Server(console_settings(db_url)) as running:
-        yield running
-
-
 @pytest.fixture
 def browser(console: Server) -> Iterator[httpx.Client]:
     """A client with its own cookie jar that, like a test of redirects must, does not follow them."""

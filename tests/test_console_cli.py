@@ -14,24 +14,17 @@ import sys
 import termios
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine
 
 from tests.conftest import Server
-from tests.consolekit import console_settings, log_in
+from tests.consolekit import log_in
 from tests.factories import Tenant
 
 CLUBFEED = Path(sys.executable).parent / "clubfeed"
-
-
-@pytest.fixture(scope="module")
-def console(db: Engine, db_url: str) -> Iterator[Server]:
-    with Server(console_settings(db_url)) as running:
-        yield running
 
 
 def _env(db_url: str) -> dict[str, str]:

@@ -15,7 +15,6 @@ from tests.conftest import Server
 from tests.consolekit import (
     PAGES,
     SECURITY_HEADERS,
-    console_settings,
     csrf_of,
     logged_in,
     new_admin,
@@ -24,12 +23,6 @@ from tests.consolekit import (
 )
 from tests.factories import WRITE_ORDER, Api, Tenant, new_integrator, new_tenant, record
 from tests.oauthkit import connect
-
-
-@pytest.fixture(scope="module")
-def console(db: Engine, db_url: str) -> Iterator[Server]:
-    with Server(console_settings(db_url)) as running:
-        yield running
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -23,6 +24,7 @@ from clubfeed.storage.schema import businesses
 
 err = Console(stderr=True)
 DAY_US = 86_400_000_000
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Context:
@@ -140,38 +142,37 @@ def db_upgrade(ctx: Context) -> None:
     err.print(f"Database {escape(_safe_url(ctx.settings.database_url))} is up to date.")
 
 
+def _days_option(flag: str, name: str, default: int, help_text: str) -> Callable[[F], F]:
+    """A number of days, 0 or more, with its default shown in --help."""
+    return click.option(
+        flag, name, default=default, show_default=True, type=click.IntRange(min=0), help=help_text
+    )
+
+
 @db.command("purge")
-@click.option(
+@_days_option(
     "--tombstones-older-than",
     "tombstone_days",
-    default=90,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Purge deletes stamped more than this many days ago.",
+    90,
+    "Purge deletes stamped more than this many days ago.",
 )
-@click.option(
+@_days_option(
     "--idempotency-keys-older-than",
     "key_days",
-    default=7,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Forget Idempotency-Keys used more than this many days ago.",
+    7,
+    "Forget Idempotency-Keys used more than this many days ago.",
 )
-@click.option(
+@_days_option(
     "--oauth-older-than",
     "oauth_days",
-    default=30,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Delete OAuth codes and token pairs that stopped working this many days ago.",
+    30,
+    "Delete OAuth codes and token pairs that stopped working this many days ago.",
 )
-@click.option(
+@_days_option(
     "--activity-older-than",
     "activity_days",
-    default=90,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Delete the API activity (shown in the console) recorded more than this many days ago.",
+    90,
+    "Delete the API activity (shown in the console) recorded more than this many days ago.",
 )
 @click.option(
     "--business",

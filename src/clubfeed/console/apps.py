@@ -16,7 +16,7 @@ from clubfeed import catalogue
 from clubfeed.auth import connections
 from clubfeed.auth.sessions import Session
 from clubfeed.console.access import Admin, ConsoleRoute, SignedForm, error_page, form_on, redirect
-from clubfeed.console.web import page, read_fresh, write
+from clubfeed.console.web import page, read, write
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute)
 PAGE = "/console/apps"
@@ -56,8 +56,8 @@ async def apps_page(
     revoked: Annotated[str | None, Query()] = None,
     allowed: Annotated[str | None, Query()] = None,
 ) -> Response:
-    apps = await read_fresh(
-        request, lambda conn: connections.of_business(conn, session.admin.business_id)
+    apps = await read(
+        request, lambda conn: connections.of_business(conn, session.admin.business_id), fresh=True
     )
     # Which app the last action was about (after its redirect), to confirm it in words.
     names = {str(app.integrator_id): app.integrator_name for app in apps}

@@ -12,7 +12,7 @@ from clubfeed import activity
 from clubfeed.auth import connections
 from clubfeed.console import queries
 from clubfeed.console.access import Admin, ConsoleRoute
-from clubfeed.console.web import page, read_fresh
+from clubfeed.console.web import page, read
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute)
 
@@ -34,7 +34,7 @@ async def overview(request: Request, session: Admin) -> Response:
             "apps": connections.of_business(conn, business_id),
         }
 
-    context = await read_fresh(request, gather)
+    context = await read(request, gather, fresh=True)
     return page(request, "overview.html", session=session, active="overview", **context)
 
 
@@ -49,7 +49,7 @@ async def activity_page(request: Request, session: Admin) -> Response:
             "per_integrator": sorted(per_integrator.items(), key=lambda item: (-item[1], item[0])),
         }
 
-    context = await read_fresh(request, gather)
+    context = await read(request, gather, fresh=True)
     return page(
         request,
         "activity.html",

@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 from clubfeed.auth import connections, credentials
 from clubfeed.auth.sessions import Session
 from clubfeed.console.access import Admin, ConsoleRoute, SignedForm, form_on
-from clubfeed.console.web import page, read_fresh, write
+from clubfeed.console.web import page, read, write
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute)
 PAGE = "/console/secret"
@@ -33,7 +33,7 @@ async def _secret_page(
             if app.via == connections.VIA_SHARED_SECRET
         ]
 
-    apps = await read_fresh(request, holders)
+    apps = await read(request, holders, fresh=True)
     return page(
         request, "secret.html", status, session=session, active="secret", apps=apps, error=error
     )

@@ -111,27 +111,18 @@ def set_cookie(
     )
 
 
-async def read_fresh(request: Request, work: Callable[[Connection], T]) -> T:
-    """Run `work` on a read connection, first writing this process's buffered API activity.
+async def read(request: Request, work: Callable[[Connection], T], *, fresh: bool = False) -> T:
+    """Run `work` on a read connection, off the event loop.
 
-    So last use and activity include the requests this process has just served.
+    `fresh` first writes this process's buffered API activity, so last use and
+    activity include the requests this process has just served.
     """
     app_state = state(request)
 
     def run() -> T:
-        app_state.recorder.flush()
+        if fresh:
+            app_state.recorder.flush()
         with read_connection(app_state.engine) as conn:
-            return work(conn)
-
-    return await blocking(run)
-
-
-async def read(request: Request, work: Callable[[Connection], T]) -> T:
-    """Run `work` on a read connection, off the event loop."""
-    engine = state(request).engine
-
-    def run() -> T:
-        with read_connection(engine) as conn:
             return work(conn)
 
     return await blocking(run)
