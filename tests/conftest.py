@@ -20,7 +20,7 @@ import uvicorn
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from clubfeed.api.app import create_app
+from clubfeed.app import create_app
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine
 from clubfeed.storage.migrate import upgrade

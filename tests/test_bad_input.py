@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from clubfeed.api.deps import AppState
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine, read_connection, write_transaction
 from clubfeed.storage.migrate import upgrade
 from clubfeed.storage.schema import api_activity
+from clubfeed.web.state import AppState
 from tests.conftest import Server
 from tests.factories import Api, Tenant, new_tenant, record
 from tests.problemkit import (

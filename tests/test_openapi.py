@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from sqlalchemy import Engine
 
 from clubfeed import catalogue
-from clubfeed.api.app import create_app
+from clubfeed.app import create_app
 from clubfeed.settings import Settings
 from tests.factories import Api, record
 from tests.oauthkit import connect

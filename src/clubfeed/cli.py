@@ -109,7 +109,7 @@ def serve(ctx: Context, host: str, port: int, workers: int, forwarded_allow_ips:
         f"(docs at http://{host}:{port}/docs)"
     )
     uvicorn.run(
-        "clubfeed.api.app:app_from_env",
+        "clubfeed.app:app_from_env",
         factory=True,
         host=host,
         port=port,

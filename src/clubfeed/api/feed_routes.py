@@ -6,28 +6,22 @@ rows' text with no per-record objects.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
-from clubfeed import activity
-from clubfeed.api import openapi, params, problems
-from clubfeed.api.deps import blocking, signer, state
+from clubfeed.api import openapi, params
 from clubfeed.api.params import MAX_LOOKUP_IDS
-from clubfeed.auth import guard
 from clubfeed.catalogue import Resource
-from clubfeed.errors import BadRequest, ClubfeedError, ErrorItem, InvalidInput, NotFound
+from clubfeed.errors import BadRequest, ErrorItem, InvalidInput, NotFound
 from clubfeed.feed import queries
 from clubfeed.ingest.validate import RecordId, check_id, decode
-from clubfeed.storage.engine import read_connection
-from clubfeed.timefmt import format_us, now_us
+from clubfeed.timefmt import format_us
+from clubfeed.web.callers import as_reader
+from clubfeed.web.state import signer
 
 JSON = "application/json"
-T = TypeVar("T")
 
 
 class LookupBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -71,60 +65,6 @@ def _page_response(request: Request, page: queries.Page) -> Response:
     return Response(body, headers=headers, media_type=JSON)
 
 
-async def _as_reader(
-    request: Request,
-    resource: Resource,
-    work: Callable[[Connection, int, bytes], T],
-    *,
-    with_body: bool = False,
-) -> T:
-    """Authenticate the reader, then run `work(conn, business_id, body)` on a pooled connection.
-
-    Credentials are checked before the request is looked at (and before a body is
-    read), so a caller without them learns nothing but 401. Every authenticated
-    request is recorded (without blocking) for the business's console.
-    """
-    app_state = state(request)
-    who: guard.Reader | None = None
-    body = b""
-    if with_body:
-
-        def authenticate() -> guard.Reader:
-            with read_connection(app_state.engine) as conn:
-                return guard.reader(conn, request.headers, resource.name)
-
-        who = await blocking(authenticate)
-        body = await request.body()
-
-    def run() -> T:
-        with read_connection(app_state.engine) as conn:
-            reader = who or guard.reader(conn, request.headers, resource.name)
-            status = 200
-            try:
-                return work(conn, reader.business_id, body)
-            except ClubfeedError as exc:
-                status = problems.STATUS.get(type(exc), 400)
-                raise
-            except Exception:
-                # Anything else reaches the app's catch-all handler, which answers 500.
-                status = 500
-                raise
-            finally:
-                app_state.recorder.record(
-                    activity.Event(
-                        reader.business_id,
-                        reader.integrator_id,
-                        reader.via,
-                        now_us(),
-                        request.method,
-                        request.url.path,
-                        status,
-                    )
-                )
-
-    return await blocking(run)
-
-
 def router(resource: Resource) -> APIRouter:
     """The read endpoints of one resource, described in the OpenAPI document from the catalogue."""
     api = APIRouter(prefix=f"/v1/{resource.name}", tags=[resource.name])
@@ -154,7 +94,7 @@ def router(resource: Resource) -> APIRouter:
             )
             return _page_response(request, page)
 
-        return await _as_reader(request, resource, work)
+        return await as_reader(request, resource.name, work)
 
     @api.post(
         "/lookup",
@@ -170,7 +110,7 @@ def router(resource: Resource) -> APIRouter:
             )
             return Response(_lookup_body(items, missing), media_type=JSON)
 
-        return await _as_reader(request, resource, work, with_body=True)
+        return await as_reader(request, resource.name, work, with_body=True)
 
     @api.get(
         "/{record_id:path}",
@@ -197,6 +137,6 @@ def router(resource: Resource) -> APIRouter:
                 )
             return Response(body.encode(), media_type=JSON)
 
-        return await _as_reader(request, resource, work)
+        return await as_reader(request, resource.name, work)
 
     return api

@@ -10,14 +10,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from clubfeed.api import openapi
-from clubfeed.api.deps import blocking, state
-from clubfeed.auth import guard
 from clubfeed.catalogue import Resource
 from clubfeed.errors import BadRequest, ErrorItem, InvalidInput
 from clubfeed.ingest import validate, write
 from clubfeed.ingest.idempotency import MAX_KEY_LENGTH, StoredResponse, request_hash
-from clubfeed.storage.engine import read_connection
 from clubfeed.timefmt import format_us
+from clubfeed.web.callers import writer
+from clubfeed.web.state import blocking, state
 
 JSON = "application/json"
 
@@ -63,18 +62,9 @@ async def _write(
     *,
     in_batch: bool,
 ) -> Response:
-    """Authenticate the writer, then read the body, parse it with `parse` and apply it.
-
-    Credentials come first, before even the body is read, so a caller without them
-    learns nothing but 401 and cannot make the server buffer a large body.
-    """
+    """Authenticate the writer, then read the body, parse it with `parse` and apply it."""
     engine = state(request).engine
-
-    def authenticate() -> int:
-        with read_connection(engine) as conn:
-            return guard.writer(conn, request.headers)
-
-    business_id = await blocking(authenticate)
+    business_id = await writer(request)
     body = await request.body()
 
     def run() -> StoredResponse:

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.datastructures import FormData
 
 from clubfeed.auth.sessions import Session
-from clubfeed.console.web import csrf_ok, current_session, page, with_security_headers
+from clubfeed.web.pages import HOME, Pages, csrf_ok, current_session, login_url, redirect
 
-HOME = "/console"
-LOGIN = "/console/login"
+pages = Pages(Path(__file__).parent / "templates")
+page = pages.render
 
 
 class LoginRequired(Exception):
@@ -69,15 +70,6 @@ def safe_next(value: object) -> str:
         return HOME
     parts = urlsplit(value)
     return HOME if parts.scheme or parts.netloc else value
-
-
-def redirect(url: str) -> Response:
-    """A 303, so the browser follows with a GET, carrying the security headers."""
-    return with_security_headers(RedirectResponse(url, status_code=303))
-
-
-def login_url(next_path: str) -> str:
-    return f"{LOGIN}?next={quote(next_path, safe='/')}"
 
 
 def error_page(

@@ -15,8 +15,9 @@ from sqlalchemy import Connection
 from clubfeed import catalogue
 from clubfeed.auth import connections
 from clubfeed.auth.sessions import Session
-from clubfeed.console.access import Admin, ConsoleRoute, SignedForm, error_page, form_on, redirect
-from clubfeed.console.web import page, read, write
+from clubfeed.console.access import Admin, ConsoleRoute, SignedForm, error_page, form_on, page
+from clubfeed.web.pages import redirect
+from clubfeed.web.state import read, write
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute)
 PAGE = "/console/apps"

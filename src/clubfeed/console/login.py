@@ -14,28 +14,21 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
-from clubfeed.api.deps import blocking, state
 from clubfeed.auth import admins, sessions
 from clubfeed.auth.passwords import hasher
-from clubfeed.console.access import (
+from clubfeed.console.access import ConsoleRoute, form_on, page, safe_next
+from clubfeed.web.pages import (
     HOME,
     LOGIN,
-    ConsoleRoute,
-    form_on,
-    redirect,
-    safe_next,
-)
-from clubfeed.console.web import (
     LOGIN_CSRF_COOKIE,
     csrf_ok,
     current_session,
     login_csrf,
-    page,
-    read,
+    redirect,
     secure_cookies,
     set_cookie,
-    write,
 )
+from clubfeed.web.state import blocking, read, state, write
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute)
 

@@ -11,8 +11,9 @@ from sqlalchemy import Connection
 from clubfeed import activity
 from clubfeed.auth import connections
 from clubfeed.console import queries
-from clubfeed.console.access import Admin, ConsoleRoute
-from clubfeed.console.web import page, read
+from clubfeed.console.access import Admin, ConsoleRoute, page
+from clubfeed.tenants import business_name
+from clubfeed.web.state import read
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute)
 
@@ -27,7 +28,7 @@ async def overview(request: Request, session: Admin) -> Response:
     def gather(conn: Connection) -> dict[str, Any]:
         counts = queries.live_counts(conn, business_id=business_id)
         return {
-            "business_name": queries.business_name(conn, business_id=business_id),
+            "business_name": business_name(conn, business_id=business_id),
             "business_id": business_id,
             "counts": counts,
             "locations": queries.locations(conn, business_id=business_id, limit=MAX_LOCATIONS),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Select, func, literal, select, union_all
 
 from clubfeed import catalogue
-from clubfeed.storage.schema import RESOURCE_TABLES, businesses
+from clubfeed.storage.schema import RESOURCE_TABLES
 
 
 @dataclass(frozen=True)
@@ -16,13 +16,6 @@ class Location:
     name: str
     city: str | None
     timezone: str
-
-
-def business_name(conn: Connection, *, business_id: int) -> str | None:
-    name: str | None = conn.execute(
-        select(businesses.c.name).where(businesses.c.id == business_id)
-    ).scalar()
-    return name
 
 
 def locations(conn: Connection, *, business_id: int, limit: int) -> list[Location]:

@@ -14,8 +14,8 @@ from sqlalchemy import Connection
 
 from clubfeed.auth import connections, credentials
 from clubfeed.auth.sessions import Session
-from clubfeed.console.access import Admin, ConsoleRoute, SignedForm, form_on
-from clubfeed.console.web import page, read, write
+from clubfeed.console.access import Admin, ConsoleRoute, SignedForm, form_on, page
+from clubfeed.web.state import read, write
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute)
 PAGE = "/console/secret"

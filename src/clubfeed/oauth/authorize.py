@@ -15,13 +15,13 @@ from sqlalchemy import Connection, Engine
 
 from clubfeed import catalogue
 from clubfeed.auth import sessions
-from clubfeed.console.queries import business_name
-from clubfeed.console.web import csrf_ok
 from clubfeed.oauth.grants import CodeGrant
 from clubfeed.oauth.requests import Incoming, OAuthRequest, Payload, repeated
 from clubfeed.oauth.server import AuthServer, Reply
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import read_connection, write_transaction
+from clubfeed.tenants import business_name
+from clubfeed.web.pages import csrf_ok
 
 APPROVE, DENY = "approve", "deny"
 NOT_VALID = "This connection request is not valid"

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from clubfeed.api.deps import blocking, state
-from clubfeed.console.access import login_url, redirect
-from clubfeed.console.web import page
 from clubfeed.oauth import authorize as flow
 from clubfeed.oauth import docs, endpoints
 from clubfeed.oauth.requests import incoming
 from clubfeed.oauth.server import Reply, metadata
+from clubfeed.web.pages import Pages, login_url, redirect
+from clubfeed.web.state import blocking, state
 
 router = APIRouter(tags=["oauth"])
+page = Pages(Path(__file__).parent / "templates").render
 
 AUTHORIZE = "/oauth/authorize"
 

@@ -1,4 +1,8 @@
-"""The application factory: settings in, a FastAPI app out (nothing is read at import)."""
+"""The application factory: settings in, a FastAPI app out (nothing is read at import).
+
+The one module that composes the web features (`api`, `console`, `oauth`) on the
+shared edge (`web`).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
@@ -16,17 +19,17 @@ from starlette.exceptions import HTTPException
 import clubfeed
 from clubfeed import catalogue
 from clubfeed.activity import Recorder
-from clubfeed.api import feed_routes, ingest_routes, problems, schemas
-from clubfeed.api.deps import AppState, blocking
-from clubfeed.api.limits import BodyTooLarge, RequestLimits
+from clubfeed.api import feed_routes, ingest_routes, schemas
 from clubfeed.console import routes as console_routes
-from clubfeed.console import web
 from clubfeed.errors import ClubfeedError
 from clubfeed.feed.cursor import CursorSigner, load_key
 from clubfeed.oauth import routes as oauth_routes
 from clubfeed.ratelimit import Limit, limiter
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine, write_transaction
+from clubfeed.web import pages, problems
+from clubfeed.web.limits import BodyTooLarge, RequestLimits
+from clubfeed.web.state import AppState, blocking
 
 DESCRIPTION = """
 Gym and studio data for loyalty integrators: users, locations, memberships, check-ins,
@@ -84,7 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_exception_handler(ClubfeedError, problems.domain_error)
     app.add_exception_handler(HTTPException, problems.http_error)
-    app.add_exception_handler(BodyTooLarge, _body_too_large)
+    app.add_exception_handler(BodyTooLarge, problems.body_too_large)
     app.add_exception_handler(Exception, problems.unexpected_error)
 
     @app.get("/healthz", tags=["service"], summary="Liveness: answers 200 without credentials")
@@ -96,7 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(feed_routes.router(resource))
     app.include_router(oauth_routes.router)
     app.include_router(console_routes.router)
-    app.mount("/console/static", StaticFiles(directory=web.STATIC_DIR), name="console-static")
+    app.mount(pages.STATIC_URL, StaticFiles(directory=pages.STATIC_DIR), name="static")
 
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -111,10 +114,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.openapi = custom_openapi  # type: ignore[method-assign]
     return app
-
-
-def _body_too_large(_request: Request, exc: Exception) -> Response:
-    return problems.problem_response(413, "Content too large", str(exc), slug="content-too-large")
 
 
 def app_from_env() -> FastAPI:

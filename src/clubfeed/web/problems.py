@@ -1,4 +1,9 @@
-"""RFC 9457 problem details: the one error shape every endpoint answers with."""
+"""RFC 9457 problem details: the one error shape every endpoint answers with.
+
+Domain errors know nothing of HTTP; `status_for` maps them to statuses by class,
+walking the hierarchy, so a new subclass answers like its parent until it is given
+a status of its own.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ PROBLEM_JSON = "application/problem+json"
 MAX_LISTED_ERRORS = 100
 
 STATUS: dict[type[ClubfeedError], int] = {
+    ClubfeedError: 400,
     BadRequest: 400,
     Unauthenticated: 401,
     Forbidden: 403,
@@ -59,9 +65,17 @@ def problem_response(
     return Response(msgspec.json.encode(body), status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def status_for(exc: ClubfeedError) -> int:
+    """The HTTP status of a domain error: that of its nearest class with one."""
+    for cls in type(exc).__mro__:
+        if issubclass(cls, ClubfeedError) and cls in STATUS:
+            return STATUS[cls]
+    return STATUS[ClubfeedError]
+
+
 def domain_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ClubfeedError)
-    status = STATUS.get(type(exc), 400)
+    status = status_for(exc)
     headers = None
     if isinstance(exc, Unauthenticated):
         error = ', error="invalid_token"' if exc.rejected else ""
@@ -126,6 +140,10 @@ def _allowed_methods(request: Request) -> str:
         if route.path and route.methods and compile_path(route.path)[0].match(request.url.path):
             methods |= route.methods
     return ", ".join(sorted(methods))
+
+
+def body_too_large(_request: Request, exc: Exception) -> Response:
+    return problem_response(413, "Content too large", str(exc), slug="content-too-large")
 
 
 def unexpected_error(_request: Request, _exc: Exception) -> Response:

@@ -1,0 +1,87 @@
+"""Who is calling /v1: the reader or writer a request's credentials name, checked first.
+
+Credentials are checked before the request is looked at (and before a body is read),
+so a caller without them learns nothing but 401 and cannot make the server buffer a
+large body. Every authenticated read is recorded (without blocking) for the console.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from fastapi import Request
+from sqlalchemy import Connection
+
+from clubfeed import activity
+from clubfeed.auth import guard
+from clubfeed.errors import ClubfeedError
+from clubfeed.storage.engine import read_connection
+from clubfeed.timefmt import now_us
+from clubfeed.web.problems import status_for
+from clubfeed.web.state import blocking, state
+
+T = TypeVar("T")
+
+
+async def as_reader(
+    request: Request,
+    resource: str,
+    work: Callable[[Connection, int, bytes], T],
+    *,
+    with_body: bool = False,
+) -> T:
+    """Authenticate the reader of `resource`, then run `work(conn, business_id, body)`.
+
+    Without a body, authentication and the work share one pooled connection.
+    """
+    app_state = state(request)
+    who: guard.Reader | None = None
+    body = b""
+    if with_body:
+
+        def authenticate() -> guard.Reader:
+            with read_connection(app_state.engine) as conn:
+                return guard.reader(conn, request.headers, resource)
+
+        who = await blocking(authenticate)
+        body = await request.body()
+
+    def run() -> T:
+        with read_connection(app_state.engine) as conn:
+            reader = who or guard.reader(conn, request.headers, resource)
+            status = 200
+            try:
+                return work(conn, reader.business_id, body)
+            except ClubfeedError as exc:
+                status = status_for(exc)
+                raise
+            except Exception:
+                # Anything else reaches the app's catch-all handler, which answers 500.
+                status = 500
+                raise
+            finally:
+                app_state.recorder.record(
+                    activity.Event(
+                        reader.business_id,
+                        reader.integrator_id,
+                        reader.via,
+                        now_us(),
+                        request.method,
+                        request.url.path,
+                        status,
+                    )
+                )
+
+    return await blocking(run)
+
+
+async def writer(request: Request) -> int:
+    """The business whose ingest key the request carries; Unauthenticated otherwise."""
+    engine = state(request).engine
+
+    def authenticate() -> int:
+        with read_connection(engine) as conn:
+            return guard.writer(conn, request.headers)
+
+    return await blocking(authenticate)
