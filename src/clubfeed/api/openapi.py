@@ -246,7 +246,10 @@ class WriteDocs:
             "additionalProperties": False,
         }
         return {
-            "description": "One transaction: every record is written, or none is.",
+            "description": (
+                "One transaction: every record is written, or none is. A batch holds at most "
+                f"{MAX_BATCH:,} items, upserts and deletes together; more is refused (422)."
+            ),
             "security": _WRITE_SECURITY,
             "parameters": [self._idempotency_header()],
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
