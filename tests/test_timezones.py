@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from clubfeed import catalogue
@@ -167,6 +167,9 @@ def test_every_record_written_back_as_read_is_unchanged(api: Api) -> None:
 
 
 @settings(max_examples=300, deadline=None)
+@example(us=EARLIEST_US, name="Etc/GMT+12")
+@example(us=LATEST_US - 1, name="Etc/GMT-14")
+@example(us=-2_437_804_800_000_000, name="Australia/Adelaide")  # 1892, LMT +09:14:20
 @given(
     us=st.integers(EARLIEST_US, LATEST_US - 1),
     name=st.sampled_from(sorted(iana_names())),
