@@ -34,7 +34,7 @@ def format_us(us: int, zone: ZoneInfo | None = None) -> str:
     """RFC 3339 with microseconds, in `zone`'s offset at that instant (UTC when None).
 
     RFC 3339 offsets are whole minutes (`hh:mm`). Before standard time many zones ran
-    on local mean time with offsets such as +00:19:32 (Amsterdam until 1937); such an
+    on local mean time with offsets such as +09:14:20 (Adelaide until 1895); such an
     instant is given in UTC instead, exactly and in a form every parser reads back.
     """
     value = from_us(us, zone)
@@ -103,8 +103,11 @@ _NOT_IANA = frozenset({"localtime", "posixrules", "Factory"})
 
 @cache
 def iana_names() -> frozenset[str]:
-    """The IANA zone and link names, found once: `Europe/Paris`, `UTC`, and backward links
-    such as `US/Eastern` (IANA names still, and what older systems send)."""
+    """The IANA zone and link names, found once (a walk of the zone directories).
+
+    Backward links such as `US/Eastern` are IANA names still, and what older systems
+    send, so they are accepted; stored locations may already hold them.
+    """
     return frozenset(available_timezones()) - _NOT_IANA
 
 
