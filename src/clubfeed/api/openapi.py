@@ -80,12 +80,12 @@ class ReadDocs:
             ),
             _query(
                 "modified_since",
-                "Range query: changes at or after this instant (offset required)",
+                "Range query: changes at or after this instant (offset required; 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z)",
                 {"type": "string", "format": "date-time"},
             ),
             _query(
                 "modified_before",
-                "Range query: changes before this instant (offset required)",
+                "Range query: changes before this instant (offset required; 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z)",
                 {"type": "string", "format": "date-time"},
             ),
             _query(
@@ -183,7 +183,9 @@ class WriteDocs:
     def _write_responses(self, ok: Schema) -> Schema:
         return {
             **ok,
-            "400": _problem("The body is not JSON or not UTF-8, or a header is invalid"),
+            "400": _problem(
+                "The body is not JSON, the body or URL is not UTF-8, or a header is invalid"
+            ),
             "401": _UNAUTHENTICATED,
             "413": _problem("The body is too large"),
             "422": _problem("A record breaks a rule; errors name each place. Nothing was written."),
@@ -246,7 +248,10 @@ class WriteDocs:
             "additionalProperties": False,
         }
         return {
-            "description": "One transaction: every record is written, or none is.",
+            "description": (
+                "One transaction: every record is written, or none is. A batch holds at most "
+                f"{MAX_BATCH:,} items, upserts and deletes together; more is refused (422)."
+            ),
             "security": _WRITE_SECURITY,
             "parameters": [self._idempotency_header()],
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
