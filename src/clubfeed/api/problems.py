@@ -17,6 +17,7 @@ from clubfeed.errors import (
     ClubfeedError,
     Forbidden,
     HistoryPurged,
+    HistoryRewound,
     IdempotencyReused,
     InvalidInput,
     NotFound,
@@ -32,6 +33,7 @@ STATUS: dict[type[ClubfeedError], int] = {
     Forbidden: 403,
     NotFound: 404,
     HistoryPurged: 410,
+    HistoryRewound: 410,
     InvalidInput: 422,
     IdempotencyReused: 422,
 }
