@@ -124,8 +124,11 @@ class ReadDocs:
                 "401": _UNAUTHENTICATED,
                 "403": _OUT_OF_SCOPE,
                 "410": _problem(
-                    "A range reaching back before the tombstones still kept: do a complete "
-                    "transfer and poll on from its consistent_until"
+                    "history-purged: a range reaching back before the tombstones still kept. "
+                    "history-rewound: a modified_since or cursor past the business's current "
+                    "consistent_until, as after a restore from backup or a failover to a lagging "
+                    "replica. Either way: do a complete transfer and poll on from its "
+                    "consistent_until"
                 ),
                 "414": _problem("The query string is too long; look long id lists up by POST"),
             },
