@@ -35,6 +35,14 @@ def _version(url: str) -> list[tuple[str]]:
         engine.dispose()
 
 
+def _upgrade_to(url: str, revision: str) -> None:
+    engine = make_engine(url, pool_size=1)
+    try:
+        upgrade(engine, revision)
+    finally:
+        engine.dispose()
+
+
 # db upgrade
 
 
@@ -71,11 +79,7 @@ def test_db_upgrade_creates_the_schema_and_then_says_it_is_already_there(
 
 
 def test_db_upgrade_says_from_which_revision_it_migrated(empty_url: str) -> None:
-    engine = make_engine(empty_url, pool_size=1)
-    try:
-        upgrade(engine, "0003")
-    finally:
-        engine.dispose()
+    _upgrade_to(empty_url, "0003")
 
     done = one_json_line(clubfeed(empty_url, "db", "upgrade", "--json"))
 
@@ -120,11 +124,7 @@ def _version_table_absent(url: str) -> bool:
 
 
 def test_serve_on_a_schema_behind_the_code_says_to_upgrade_and_exits_2(empty_url: str) -> None:
-    engine = make_engine(empty_url, pool_size=1)
-    try:
-        upgrade(engine, "0004")
-    finally:
-        engine.dispose()
+    _upgrade_to(empty_url, "0004")
 
     result = clubfeed(empty_url, "serve", "--port", str(_free_port()))
 
@@ -138,9 +138,9 @@ def test_serve_on_a_schema_behind_the_code_says_to_upgrade_and_exits_2(empty_url
 
 
 def test_serve_on_a_schema_from_a_newer_clubfeed_exits_2(empty_url: str) -> None:
+    _upgrade_to(empty_url, "head")
     engine = make_engine(empty_url, pool_size=1)
     try:
-        upgrade(engine)
         with engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     finally:

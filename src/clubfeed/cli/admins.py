@@ -34,6 +34,10 @@ def _find(ctx: Context, email: str) -> admins.Admin:
     return found
 
 
+def _described(found: admins.Admin, **extra: object) -> dict[str, object]:
+    return {"id": found.id, "business_id": found.business_id, "email": found.email, **extra}
+
+
 @admin.command("create")
 @click.option("--business", "business_id", required=True, type=int, help="The admin's business.")
 @click.option("--email", required=True, help="The admin's email (the login name).")
@@ -62,12 +66,7 @@ def admin_create(ctx: Context, business_id: int, email: str, as_json: bool) -> N
         raise click.ClickException(str(exc)) from exc
     emit(
         as_json,
-        {
-            "id": created.id,
-            "business_id": created.business_id,
-            "email": created.email,
-            "password": password if generated else None,
-        },
+        _described(created, password=password if generated else None),
         [
             f"Admin {created.email} of business {created.business_id} created.",
             *([f"Password (shown only now): {password}"] if generated else []),
@@ -120,13 +119,7 @@ def admin_reset_password(ctx: Context, email: str, as_json: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     emit(
         as_json,
-        {
-            "id": found.id,
-            "business_id": found.business_id,
-            "email": found.email,
-            "password": password if generated else None,
-            "sessions_ended": ended,
-        },
+        _described(found, password=password if generated else None, sessions_ended=ended),
         [
             f"Password of admin {found.email} reset; console sessions ended: {ended}.",
             *([f"Password (shown only now): {password}"] if generated else []),
@@ -149,12 +142,7 @@ def admin_remove(ctx: Context, email: str, as_json: bool) -> None:
         ended = admins.remove(conn, found)
     emit(
         as_json,
-        {
-            "id": found.id,
-            "business_id": found.business_id,
-            "email": found.email,
-            "sessions_ended": ended,
-        },
+        _described(found, sessions_ended=ended),
         [
             f"Admin {found.email} of business {found.business_id} removed; console sessions ended: "
             f"{ended}."

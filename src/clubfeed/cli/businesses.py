@@ -16,7 +16,7 @@ from clubfeed.cli.context import (
     pass_context,
     utc,
 )
-from clubfeed.storage.engine import read_connection, write_transaction
+from clubfeed.storage.engine import read_connection
 from clubfeed.storage.schema import businesses
 
 
@@ -52,52 +52,26 @@ def business_create(ctx: Context, name: str, allow_duplicate: bool, as_json: boo
     )
 
 
-@business.command("rotate-secret")
-@click.argument("business_id", type=int)
-@rotation.overlap_option("shared secret")
-@json_option('Print one line of JSON: {"id", "shared_secret", "previous_valid_until"}.')
-@pass_context
-def business_rotate_secret(ctx: Context, business_id: int, overlap_s: int, as_json: bool) -> None:
-    """Issue a new shared secret for integrators to read with (shown only now)."""
-    until = rotation.previous_until(overlap_s)
-    with write_transaction(ctx.engine) as conn:
-        secret = credentials.rotate_shared_secret(conn, business_id, previous_until=until)
-    if secret is None:
-        raise click.ClickException(f"There is no business {business_id}.")
-    rotation.report(
-        as_json,
+business.add_command(
+    rotation.command(
+        "rotate-secret",
         owner="business",
-        owner_id=business_id,
         what="shared secret",
         field="shared_secret",
-        token=secret,
-        until=until,
+        rotate=credentials.rotate_shared_secret,
+        doc="Issue a new shared secret for integrators to read with (shown only now).",
     )
-
-
-@business.command("rotate-ingest-key")
-@click.argument("business_id", type=int)
-@rotation.overlap_option("ingest key")
-@json_option('Print one line of JSON: {"id", "ingest_key", "previous_valid_until"}.')
-@pass_context
-def business_rotate_ingest_key(
-    ctx: Context, business_id: int, overlap_s: int, as_json: bool
-) -> None:
-    """Issue a new ingest key for the POS to write with (shown only now)."""
-    until = rotation.previous_until(overlap_s)
-    with write_transaction(ctx.engine) as conn:
-        key = credentials.rotate_ingest_key(conn, business_id, previous_until=until)
-    if key is None:
-        raise click.ClickException(f"There is no business {business_id}.")
-    rotation.report(
-        as_json,
+)
+business.add_command(
+    rotation.command(
+        "rotate-ingest-key",
         owner="business",
-        owner_id=business_id,
         what="ingest key",
         field="ingest_key",
-        token=key,
-        until=until,
+        rotate=credentials.rotate_ingest_key,
+        doc="Issue a new ingest key for the POS to write with (shown only now).",
     )
+)
 
 
 @business.command("list")

@@ -121,27 +121,16 @@ def integrator_set_oauth(
     )
 
 
-@integrator.command("rotate-key")
-@click.argument("integrator_id", type=int)
-@rotation.overlap_option("key")
-@json_option('Print one line of JSON: {"id", "key", "previous_valid_until"}.')
-@pass_context
-def integrator_rotate_key(ctx: Context, integrator_id: int, overlap_s: int, as_json: bool) -> None:
-    """Issue a new integrator key, sent as X-Integrator-Key (shown only now)."""
-    until = rotation.previous_until(overlap_s)
-    with write_transaction(ctx.engine) as conn:
-        key = credentials.rotate_integrator_key(conn, integrator_id, previous_until=until)
-    if key is None:
-        raise click.ClickException(f"There is no integrator {integrator_id}.")
-    rotation.report(
-        as_json,
+integrator.add_command(
+    rotation.command(
+        "rotate-key",
         owner="integrator",
-        owner_id=integrator_id,
         what="key",
         field="key",
-        token=key,
-        until=until,
+        rotate=credentials.rotate_integrator_key,
+        doc="Issue a new integrator key, sent as X-Integrator-Key (shown only now).",
     )
+)
 
 
 @integrator.command("list")

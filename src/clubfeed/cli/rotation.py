@@ -1,13 +1,16 @@
-"""Rotating a credential with an overlap: the option, its deadline, and what is printed."""
+"""The `rotate-…` commands: a new credential, the old one kept for an optional overlap."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Protocol
 
 import click
+from sqlalchemy import Connection
 
-from clubfeed.cli.context import F, emit, utc
+from clubfeed.cli.context import Context, F, emit, json_option, pass_context, utc
+from clubfeed.storage.engine import write_transaction
 from clubfeed.timefmt import now_us
 
 MAX_OVERLAP_S = 30 * 86_400
@@ -64,25 +67,40 @@ def previous_until(overlap_s: int) -> int | None:
     return (second + overlap_s) * 1_000_000
 
 
-def report(
-    as_json: bool,
-    *,
-    owner: str,
-    owner_id: int,
-    what: str,
-    field: str,
-    token: str,
-    until: int | None,
-) -> None:
-    """Print the new credential and until when the previous one works."""
-    emit(
-        as_json,
-        {"id": owner_id, field: token, "previous_valid_until": utc(until)},
-        [
-            f"New {what} for {owner} {owner_id}: {token}",
-            f"The previous {what} works until {utc(until)}, then stops."
-            if until is not None
-            else f"The previous {what} has stopped working.",
-            "Store the new one now: only its hash is kept.",
-        ],
-    )
+class Rotate(Protocol):
+    """A credentials.rotate_* function: the new token, or None if there is no such row."""
+
+    def __call__(
+        self, conn: Connection, row_id: int, /, *, previous_until: int | None
+    ) -> str | None: ...
+
+
+def command(
+    name: str, *, owner: str, what: str, field: str, rotate: Rotate, doc: str
+) -> click.Command:
+    """A `rotate-…` command of `owner`s: a new `what` (printed as `field` in JSON) by `rotate`."""
+
+    @click.command(name, help=doc)
+    @click.argument("row_id", metavar=f"{owner.upper()}_ID", type=int)
+    @overlap_option(what)
+    @json_option(f'Print one line of JSON: {{"id", "{field}", "previous_valid_until"}}.')
+    @pass_context
+    def rotate_command(ctx: Context, row_id: int, overlap_s: int, as_json: bool) -> None:
+        until = previous_until(overlap_s)
+        with write_transaction(ctx.engine) as conn:
+            token = rotate(conn, row_id, previous_until=until)
+        if token is None:
+            raise click.ClickException(f"There is no {owner} {row_id}.")
+        emit(
+            as_json,
+            {"id": row_id, field: token, "previous_valid_until": utc(until)},
+            [
+                f"New {what} for {owner} {row_id}: {token}",
+                f"The previous {what} works until {utc(until)}, then stops."
+                if until is not None
+                else f"The previous {what} has stopped working.",
+                "Store the new one now: only its hash is kept.",
+            ],
+        )
+
+    return rotate_command
