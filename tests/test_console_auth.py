@@ -16,7 +16,7 @@ from tests.conftest import Server
 from tests.consolekit import (
     PAGES,
     PASSWORD,
-    SECURITY_HEADERS,
+    assert_security_headers,
     console_settings,
     csrf_of,
     log_in,
@@ -32,11 +32,6 @@ def browser(console: Server) -> Iterator[httpx.Client]:
     """A client with its own cookie jar that, like a test of redirects must, does not follow them."""
     with httpx.Client(base_url=console.base_url, timeout=60, follow_redirects=False) as http:
         yield http
-
-
-def assert_security_headers(response: httpx.Response) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        assert response.headers.get(name) == value, (response.url, name)
 
 
 def login_redirect(page: str) -> str:
@@ -148,7 +143,10 @@ def test_the_login_page_sends_a_logged_in_admin_on_to_next(
 # Sessions
 
 
-@pytest.mark.parametrize("page", [*PAGES, "/console/apps?revoked=1"])
+@pytest.mark.parametrize(
+    "page",
+    [*PAGES, "/console/apps?flash=1", "/console/secret/new?flash=1", "/console/apps/1/revoke"],
+)
 def test_every_page_sends_a_visitor_without_a_session_to_log_in_and_back(
     browser: httpx.Client, page: str
 ) -> None:
@@ -407,7 +405,9 @@ def test_console_forms_without_this_sessions_csrf_token_are_refused_and_change_n
 
         # With a revoked app, "Allow again" is just as guarded.
         assert (
-            browser.post(f"/console/apps/{integrator}/revoke", data={"csrf_token": own}).status_code
+            browser.post(
+                f"/console/apps/{integrator}/revoke", data={"csrf_token": own, "confirm": "yes"}
+            ).status_code
             == 303
         )
         for variant, fields in _csrf_variants(own, others):
