@@ -414,3 +414,50 @@ def test_console_forms_without_this_sessions_csrf_token_are_refused_and_change_n
             response = browser.post(f"/console/apps/{integrator}/allow", data=fields)
             assert response.status_code == 403, variant
         assert feed.get("/v1/checkins", headers=tenant.read_headers).status_code == 401
+
+
+# Unknown console paths
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/nope",
+        "/console/apps/abc/revoke",
+        "/console/secret/rotate/now",
+        "/console/static/nope.css",
+        "/console/static/console.css/x",
+    ],
+)
+def test_unknown_console_paths_answer_an_html_404_page(
+    db: Engine, tenant: Tenant, console: Server, browser: httpx.Client, path: str
+) -> None:
+    with logged_in(console.base_url, new_admin(db, tenant.business.id).email) as owner:
+        for client in (browser, owner):
+            response = client.get(path)
+            assert response.status_code == 404, path
+            assert response.headers["content-type"] == "text/html; charset=utf-8"
+            assert_security_headers(response)
+            html = response.text
+            assert "<h1>Page not found</h1>" in html
+            assert '<a class="button secondary" href="/console">Go to the console</a>' in html
+            assert '<link rel="stylesheet" href="/console/static/console.css">' in html
+
+
+def test_a_wrong_method_on_a_console_page_answers_an_html_405(browser: httpx.Client) -> None:
+    response = browser.get("/console/logout")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert_security_headers(response)
+    assert "<h1>This page cannot do that</h1>" in response.text
+
+
+@pytest.mark.parametrize("path", ["/consoles", "/v1/nope", "/nope", "/oauth/nope"])
+def test_outside_the_console_a_404_stays_problem_json(browser: httpx.Client, path: str) -> None:
+    response = browser.get(path)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/not-found"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -122,6 +123,10 @@ def test_overview_of_a_new_business_is_empty_but_complete(owner: httpx.Client) -
         assert text_of(page, f"count-{name}") == "0"
     assert "No locations yet" in page
     assert "No app has read your data yet" in page
+    assert text_of(page, "zone-note") == (
+        "Times are in UTC, as your business has no location with a time zone yet. "
+        "Point at a time to see it in UTC."
+    )
 
 
 def test_overview_shows_when_each_app_last_read(
@@ -142,6 +147,60 @@ def test_overview_shows_when_each_app_last_read(
         "Test Loyalty",
         "Second Loyalty",
     }
+
+
+TIME = re.compile(r'<time datetime="([^"]+)" title="([^"]+)">([^<]+)</time>')
+
+
+def _times(html: str, table_id: str) -> list[tuple[str, str, str]]:
+    """(datetime attribute, hover title, text shown) of each time in a table."""
+    start = html.index(f'<table id="{table_id}">')
+    return TIME.findall(html[start : html.index("</table>", start)])
+
+
+def _zone_note(zone: str, place: str) -> str:
+    return (
+        f"Times are in {zone}, the time zone of {place}, your first location. "
+        "Point at a time to see it in UTC."
+    )
+
+
+def test_times_show_in_the_first_locations_zone_with_utc_on_hover(
+    tenant: Tenant, feed: httpx.Client, owner: httpx.Client
+) -> None:
+    api = Api(feed, tenant)
+    for record_id, place, zone in [
+        ("loc-1", "Bayside", "Australia/Adelaide"),
+        ("loc-2", "Downtown", "America/New_York"),
+    ]:
+        body = record("locations", record_id, name=place, timezone=zone)
+        assert api.put("locations", record_id, body).status_code == 201
+    assert _read(feed, tenant) == 200
+
+    page = owner.get("/console/activity").text
+
+    assert text_of(page, "zone-note") == _zone_note("Australia/Adelaide", "Bayside")
+    [(machine, hover, shown)] = _times(page, "recent-requests")
+    instant = datetime.fromisoformat(machine)
+    assert abs(datetime.now(UTC) - instant) < timedelta(minutes=2)
+    assert machine == instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert hover == instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    local = instant.astimezone(ZoneInfo("Australia/Adelaide"))
+    assert local.tzname() in ("ACDT", "ACST")
+    assert shown == f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
+
+    # The first location closes: the next oldest one's zone is the business's now.
+    assert api.delete("locations", "loc-1").status_code == 200
+    page = owner.get("/console/apps").text
+    assert text_of(page, "zone-note") == _zone_note("America/New_York", "Downtown")
+    [since, last_use] = _times(page, "apps")
+    for machine, hover, _ in (since, last_use):
+        instant = datetime.fromisoformat(machine)
+        assert hover == instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    new_york = ZoneInfo("America/New_York")
+    assert since[2] == f"{datetime.fromisoformat(since[0]).astimezone(new_york):%Y-%m-%d}"
+    local = datetime.fromisoformat(last_use[0]).astimezone(new_york)
+    assert last_use[2] == f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
 
 
 # Shared secret

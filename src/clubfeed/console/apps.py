@@ -111,7 +111,9 @@ async def confirm_revoke(
 ) -> Response:
     """Ask before revoking: what will stop working, and what will not."""
     business_id = session.admin.business_id
-    channels = await read(request, lambda conn: _channels(conn, business_id, integrator_id))
+    channels = await read(
+        request, lambda conn: _channels(conn, business_id, integrator_id), fresh=True
+    )
     if not _named(channels, via):
         return _not_connected(request, session)
     name = channels[0].integrator_name
