@@ -3,6 +3,7 @@ only), the confirmation step before a revoke, and banners that name the channel 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 
@@ -19,8 +20,11 @@ from tests.oauthkit import connect
 
 @pytest.fixture(scope="module")
 def elsewhere(db: Engine, db_url: str) -> Iterator[Server]:
-    """A second API process on the same database: it shares nothing else with `console`."""
-    with Server(console_settings(db_url)) as running:
+    """A second API process on the same database: it shares nothing else with `console`.
+
+    Its access log propagates (no log config of uvicorn's own), so a test can read it.
+    """
+    with Server(console_settings(db_url), log_config=None, log_level="info") as running:
         yield running
 
 
@@ -37,23 +41,35 @@ def _status(client: httpx.Client, headers: dict[str, str]) -> int:
     return client.get("/v1/checkins", headers=headers).status_code
 
 
-def test_the_new_secret_shows_once_whichever_process_serves_the_page(
-    db: Engine, tenant: Tenant, console: Server, elsewhere: Server
+def test_the_new_secret_shows_once_whichever_process_serves_the_page_and_is_never_logged(
+    db: Engine,
+    tenant: Tenant,
+    console: Server,
+    elsewhere: Server,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with logged_in(console.base_url, new_admin(db, tenant.business.id).email) as owner:
-        shown_once = _rotate(owner)
-        with httpx.Client(base_url=elsewhere.base_url, follow_redirects=False) as other_process:
-            other_process.cookies.set(sessions.COOKIE, owner.cookies[sessions.COOKIE])
-            page = other_process.get(shown_once)
-            assert page.status_code == 200
-            secret = text_of(page.text, "new-secret")
-            assert other_process.get(shown_once).status_code == 410
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+    with (
+        logged_in(console.base_url, new_admin(db, tenant.business.id).email) as owner,
+        httpx.Client(base_url=elsewhere.base_url, follow_redirects=False) as other_process,
+    ):
+        other_process.cookies.set(sessions.COOKIE, owner.cookies[sessions.COOKIE])
+        shown_once = _rotate(other_process)  # one process rotates,
 
-        again = owner.get(shown_once)
-        assert again.status_code == 410
-        assert secret not in again.text
+        page = owner.get(shown_once)  # another shows the secret,
+        assert page.status_code == 200
+        secret = text_of(page.text, "new-secret")
+
+        for again in (other_process.get(shown_once), owner.get(shown_once)):  # and once only
+            assert again.status_code == 410
+            assert secret not in again.text
         reader = {**tenant.read_headers, "Authorization": f"Bearer {secret}"}
         assert _status(owner, reader) == 200  # the reloads rotated nothing
+
+    logged = caplog.text
+    assert '"POST /console/secret/rotate HTTP/1.1" 303' in logged
+    assert f'"GET {shown_once} HTTP/1.1" 410' in logged
+    assert secret not in logged
 
 
 def test_a_flash_is_shown_only_to_the_session_it_was_made_for(
