@@ -119,6 +119,16 @@ admin_sessions = Table(
     Column("expires_at", BigInteger, nullable=False),
 )
 
+# A message for the next page after a console form, shown once (see auth/flashes.py).
+console_flashes = Table(
+    "console_flashes",
+    metadata,
+    _serial(),
+    Column("session_hash", LargeBinary(32), nullable=False, index=True),
+    Column("sealed", LargeBinary, nullable=False),  # AES-GCM under a key only the cookie gives
+    Column("expires_at", BigInteger, nullable=False),
+)
+
 connections = Table(
     "connections",
     metadata,

@@ -28,6 +28,7 @@ from clubfeed.errors import (
     NotFound,
     Unauthenticated,
 )
+from clubfeed.web import pages
 
 PROBLEM_JSON = "application/problem+json"
 MAX_LISTED_ERRORS = 100
@@ -121,8 +122,17 @@ def _no_route(path: str) -> str:
 
 
 def http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own errors (unknown route, wrong method) in the same shape."""
+    """Starlette's own errors (unknown route, wrong method) in the same shape.
+
+    Under the console (pages and their static files) a person is reading, so they get
+    an HTML page in the console's layout instead.
+    """
     assert isinstance(exc, HTTPException)
+    if pages.is_console(request.scope["path"]):
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return pages.console_error(request, exc.status_code, headers)
     detail = exc.detail
     if exc.status_code == 404 and detail == "Not Found":
         detail = _no_route(request.scope["path"])
