@@ -25,12 +25,12 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$
 COMMON_PARAMETERS = ["limit", "cursor", "modified_since", "modified_before", "ids"]
 # Every status each operation can answer, as the tests of this suite observe them.
 RESPONSES = {
-    ("", "get"): {"200", "400", "401", "403", "410", "414"},
-    ("/lookup", "post"): {"200", "400", "401", "403", "413", "422"},
-    ("/{record_id}", "get"): {"200", "400", "401", "403", "404"},
-    ("/{record_id}", "put"): {"200", "201", "400", "401", "413", "422"},
-    ("/{record_id}", "delete"): {"200", "400", "401", "404", "422"},
-    ("/batch", "post"): {"200", "400", "401", "413", "422"},
+    ("", "get"): {"200", "400", "401", "403", "410", "414", "429"},
+    ("/lookup", "post"): {"200", "400", "401", "403", "413", "422", "429"},
+    ("/{record_id}", "get"): {"200", "400", "401", "403", "404", "429"},
+    ("/{record_id}", "put"): {"200", "201", "400", "401", "413", "422", "429"},
+    ("/{record_id}", "delete"): {"200", "400", "401", "404", "422", "429"},
+    ("/batch", "post"): {"200", "400", "401", "413", "422", "429"},
 }
 READS = {("", "get"), ("/lookup", "post"), ("/{record_id}", "get")}
 FORMATS = FormatChecker()
