@@ -44,7 +44,7 @@ class Settings:
     activity_flush_s: float = 1.0
     public_url: str | None = None
     # A complete transfer of 10 million records is 1,000 pages: the burst alone holds six,
-    # and 100 requests/s sustained outruns one connection's ~65 pages/s (see the README).
+    # and 100 requests/s sustained outruns one connection's ~70 pages/s (see the README).
     read_rate_limit: str = "6000/minute"
     write_rate_limit: str = "6000/minute"
     auth_failure_rate_limit: str = "300/minute"
