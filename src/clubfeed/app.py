@@ -86,9 +86,9 @@ def create_app(settings: Settings) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_query_bytes=settings.max_query_bytes,
     )
+    app.add_middleware(ratelimit.RateLimitHeaders)
     app.add_exception_handler(ClubfeedError, problems.domain_error)
     app.add_exception_handler(HTTPException, problems.http_error)
-    app.add_middleware(ratelimit.RateLimitHeaders)
     app.add_exception_handler(BodyTooLarge, problems.body_too_large)
     app.add_exception_handler(ratelimit.RateLimited, ratelimit.too_many_requests)
     app.add_exception_handler(Exception, problems.unexpected_error)
