@@ -24,10 +24,10 @@ from clubfeed.console import routes as console_routes
 from clubfeed.errors import ClubfeedError
 from clubfeed.feed.cursor import CursorSigner, load_key
 from clubfeed.oauth import routes as oauth_routes
-from clubfeed.ratelimit import Limit, limiter
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine, write_transaction
-from clubfeed.web import pages, problems
+from clubfeed.web import pages, problems, ratelimit
+from clubfeed.web.buckets import Policy, open_buckets
 from clubfeed.web.limits import BodyTooLarge, RequestLimits
 from clubfeed.web.state import AppState, blocking
 
@@ -50,13 +50,14 @@ miss or repeat a change, deletes included. Errors are RFC 9457 problem+json.
 def create_app(settings: Settings) -> FastAPI:
     """Build the API for one process; the database must already be migrated."""
     engine = make_engine(settings.database_url, pool_size=settings.pool_size)
-    attempts = limiter(settings.rate_limit_storage)
+    buckets = open_buckets(settings.rate_limit_storage, settings.rate_limit_prefix)
     app_state = AppState(
         settings=settings,
         engine=engine,
         recorder=Recorder(engine, settings.activity_flush_s),
-        login_limit=Limit(attempts, settings.login_rate_limit, "login"),
-        token_limit=Limit(attempts, settings.token_rate_limit, "oauth"),
+        login_limit=ratelimit.Limit(buckets, Policy.parse("login", settings.login_rate_limit)),
+        token_limit=ratelimit.Limit(buckets, Policy.parse("oauth", settings.token_rate_limit)),
+        api_limits=ratelimit.ApiLimits(buckets, settings),
     )
 
     @asynccontextmanager
@@ -85,9 +86,11 @@ def create_app(settings: Settings) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_query_bytes=settings.max_query_bytes,
     )
+    app.add_middleware(ratelimit.RateLimitHeaders)
     app.add_exception_handler(ClubfeedError, problems.domain_error)
     app.add_exception_handler(HTTPException, problems.http_error)
     app.add_exception_handler(BodyTooLarge, problems.body_too_large)
+    app.add_exception_handler(ratelimit.RateLimited, ratelimit.too_many_requests)
     app.add_exception_handler(Exception, problems.unexpected_error)
 
     @app.get("/healthz", tags=["service"], summary="Liveness: answers 200 without credentials")

@@ -16,8 +16,9 @@ class Settings:
     `secret_key` signs cursors; when unset, a random key is kept in the database
     so that every process sharing the database shares the key. `cookie_secure`
     None means: mark the session cookie Secure whenever the request came over https.
-    Rate limits use the `limits` library's notation ("10/minute"); its storage is
-    memory:// for one process, redis://host:6379 for several. `public_url` is where
+    Rate limits are token buckets in the `limits` library's notation ("10/minute": a
+    burst of 10, refilled steadily over a minute) or "off"; they are kept in memory://
+    for one process, or in Redis (redis://host:6379) for several, under `rate_limit_prefix`. `public_url` is where
     clients reach the API (https://api.vendor.example): the OAuth metadata names it as
     issuer, since a Host header is the client's to choose; unset, the request's URL is used.
     """
@@ -42,6 +43,12 @@ class Settings:
     authorization_code_ttl_s: int = 60
     activity_flush_s: float = 1.0
     public_url: str | None = None
+    # A complete transfer of 10 million records is 1,000 pages: the burst alone holds six,
+    # and 100 requests/s sustained outruns one connection's ~70 pages/s (see the README).
+    read_rate_limit: str = "6000/minute"
+    write_rate_limit: str = "6000/minute"
+    auth_failure_rate_limit: str = "300/minute"
+    rate_limit_prefix: str = "clubfeed"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +65,12 @@ class Settings:
             login_rate_limit=env.get("CLUBFEED_LOGIN_RATE_LIMIT") or cls.login_rate_limit,
             token_rate_limit=env.get("CLUBFEED_TOKEN_RATE_LIMIT") or cls.token_rate_limit,
             public_url=env.get("CLUBFEED_PUBLIC_URL") or None,
+            read_rate_limit=env.get("CLUBFEED_READ_RATE_LIMIT") or cls.read_rate_limit,
+            write_rate_limit=env.get("CLUBFEED_WRITE_RATE_LIMIT") or cls.write_rate_limit,
+            auth_failure_rate_limit=(
+                env.get("CLUBFEED_AUTH_FAILURE_RATE_LIMIT") or cls.auth_failure_rate_limit
+            ),
+            rate_limit_prefix=env.get("CLUBFEED_RATE_LIMIT_PREFIX") or cls.rate_limit_prefix,
         )
 
 

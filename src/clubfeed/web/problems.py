@@ -54,12 +54,14 @@ def problem_response(
     slug: str,
     errors: list[dict[str, object]] | None = None,
     headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, object] | None = None,
 ) -> Response:
     body: dict[str, object] = {
         "type": f"/problems/{slug}",
         "title": title,
         "status": status,
         "detail": detail,
+        **(extensions or {}),
     }
     if errors:
         body["errors"] = errors[:MAX_LISTED_ERRORS]

@@ -16,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 
 from clubfeed.activity import Recorder
 from clubfeed.feed.cursor import CursorSigner
-from clubfeed.ratelimit import Limit
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import read_connection, write_transaction
+from clubfeed.web.ratelimit import ApiLimits, Limit
 
 T = TypeVar("T")
 
@@ -32,6 +32,7 @@ class AppState:
     recorder: Recorder
     login_limit: Limit
     token_limit: Limit
+    api_limits: ApiLimits
     signer: CursorSigner | None = None
 
 
