@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 import clubfeed
@@ -27,7 +28,8 @@ from clubfeed.oauth import routes as oauth_routes
 from clubfeed.ratelimit import Limit, limiter
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine, write_transaction
-from clubfeed.web import pages, problems
+from clubfeed.storage.outages import CommitFailed
+from clubfeed.web import health, pages, problems
 from clubfeed.web.limits import BodyTooLarge, RequestLimits
 from clubfeed.web.state import AppState, blocking
 
@@ -49,7 +51,9 @@ miss or repeat a change, deletes included. Errors are RFC 9457 problem+json.
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the API for one process; the database must already be migrated."""
-    engine = make_engine(settings.database_url, pool_size=settings.pool_size)
+    engine = make_engine(
+        settings.database_url, pool_size=settings.pool_size, timeout_s=settings.db_timeout_s
+    )
     attempts = limiter(settings.rate_limit_storage)
     app_state = AppState(
         settings=settings,
@@ -88,12 +92,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(ClubfeedError, problems.domain_error)
     app.add_exception_handler(HTTPException, problems.http_error)
     app.add_exception_handler(BodyTooLarge, problems.body_too_large)
+    app.add_exception_handler(SQLAlchemyError, problems.database_error)
+    app.add_exception_handler(CommitFailed, problems.database_error)
     app.add_exception_handler(Exception, problems.unexpected_error)
 
-    @app.get("/healthz", tags=["service"], summary="Liveness: answers 200 without credentials")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.include_router(health.router)
     for resource in catalogue.RESOURCES:
         app.include_router(ingest_routes.router(resource))
         app.include_router(feed_routes.router(resource))

@@ -14,11 +14,13 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from clubfeed.auth import credentials
 from clubfeed.errors import ClubfeedError
 from clubfeed.ingest.validate import MAX_BATCH
 from clubfeed.settings import Settings
+from clubfeed.storage import outages
 from clubfeed.storage.engine import make_engine, read_connection, write_transaction
 from clubfeed.storage.schema import businesses
 
@@ -38,7 +40,9 @@ class Context:
     def engine(self) -> Engine:
         if self._engine is None:
             try:
-                self._engine = make_engine(self.settings.database_url, pool_size=2)
+                self._engine = make_engine(
+                    self.settings.database_url, pool_size=2, timeout_s=self.settings.db_timeout_s
+                )
             except (ArgumentError, ValueError) as exc:
                 raise click.ClickException(f"Bad database URL: {exc}") from exc
         return self._engine
@@ -53,18 +57,25 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except DBAPIError as exc:
+        except (DBAPIError, PoolTimeout, outages.CommitFailed) as exc:
             raise click.ClickException(_database_problem(ctx, exc)) from exc
 
 
-def _database_problem(ctx: click.Context, exc: DBAPIError) -> str:
-    lines = str(exc.orig or exc).strip().splitlines()
-    reason = lines[0] if lines else type(exc.orig).__name__
+def _database_problem(ctx: click.Context, exc: Exception) -> str:
+    """The driver's first line (never SQL or its values), and what to do about it."""
     cli = ctx.find_object(Context)
     where = f" {_safe_url(cli.settings.database_url)}" if cli is not None else ""
+    reason = outages.reason(exc)
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
     # 42P01 is PostgreSQL's undefined_table; SQLite says "no such table".
-    unmigrated = getattr(exc.orig, "sqlstate", None) == "42P01" or "no such table" in reason
-    hint = " Run `clubfeed db upgrade` to create or migrate the schema." if unmigrated else ""
+    if getattr(orig, "sqlstate", None) == "42P01" or "no such table" in reason:
+        hint = " Run `clubfeed db upgrade` to create or migrate the schema."
+    elif isinstance(exc, outages.CommitFailed):
+        hint = " The commit itself failed, so the change may or may not be saved: look before retrying."
+    elif outages.unavailable(exc):
+        hint = " The database is unreachable or busy: check that it runs and the URL is right, then retry."
+    else:
+        hint = ""
     return f"Database{where} failed: {reason}.{hint}"
 
 

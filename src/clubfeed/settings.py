@@ -20,6 +20,8 @@ class Settings:
     memory:// for one process, redis://host:6379 for several. `public_url` is where
     clients reach the API (https://api.vendor.example): the OAuth metadata names it as
     issuer, since a Host header is the client's to choose; unset, the request's URL is used.
+    `db_timeout_s` bounds each wait on the database that is not a query (a free pooled
+    connection, SQLite's write lock, a new PostgreSQL connection): past it, 503.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -42,6 +44,7 @@ class Settings:
     authorization_code_ttl_s: int = 60
     activity_flush_s: float = 1.0
     public_url: str | None = None
+    db_timeout_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +61,7 @@ class Settings:
             login_rate_limit=env.get("CLUBFEED_LOGIN_RATE_LIMIT") or cls.login_rate_limit,
             token_rate_limit=env.get("CLUBFEED_TOKEN_RATE_LIMIT") or cls.token_rate_limit,
             public_url=env.get("CLUBFEED_PUBLIC_URL") or None,
+            db_timeout_s=float(env.get("CLUBFEED_DB_TIMEOUT_S", cls.db_timeout_s)),
         )
 
 

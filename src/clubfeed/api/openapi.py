@@ -28,6 +28,17 @@ _OUT_OF_SCOPE = _problem(
     "The OAuth access token does not cover this resource (WWW-Authenticate names the scope needed)"
 )
 _WRITE_SECURITY: list[Schema] = [{"ingestKey": []}]
+_READ_UNAVAILABLE = {
+    **_problem("The database is unavailable for now (restarting, unreachable or overloaded)"),
+    "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+}
+_WRITE_UNAVAILABLE = {
+    **_READ_UNAVAILABLE,
+    "description": (
+        "The database is unavailable for now: nothing was written, unless the detail says "
+        "the commit itself failed (then resend: a resent write stores the same records)"
+    ),
+}
 
 
 def _read_security(resource: Resource) -> list[Schema]:
@@ -128,6 +139,7 @@ class ReadDocs:
                     "transfer and poll on from its consistent_until"
                 ),
                 "414": _problem("The query string is too long; look long id lists up by POST"),
+                "503": _READ_UNAVAILABLE,
             },
         }
 
@@ -156,6 +168,7 @@ class ReadDocs:
                 "422": _problem(
                     'The body is not {"ids": [...]}, or an id is not 1 to 64 printable characters'
                 ),
+                "503": _READ_UNAVAILABLE,
             },
         }
 
@@ -170,6 +183,7 @@ class ReadDocs:
                 "401": _UNAUTHENTICATED,
                 "403": _OUT_OF_SCOPE,
                 "404": _problem("No such record, or it was deleted"),
+                "503": _READ_UNAVAILABLE,
             },
         }
 
@@ -187,6 +201,7 @@ class WriteDocs:
             "401": _UNAUTHENTICATED,
             "413": _problem("The body is too large"),
             "422": _problem("A record breaks a rule; errors name each place. Nothing was written."),
+            "503": _WRITE_UNAVAILABLE,
         }
 
     def _idempotency_header(self) -> Schema:
@@ -228,6 +243,7 @@ class WriteDocs:
                 "401": _UNAUTHENTICATED,
                 "404": _problem("No such record"),
                 "422": _problem("The Idempotency-Key was used for another request"),
+                "503": _WRITE_UNAVAILABLE,
             },
         }
 

@@ -71,6 +71,32 @@ class Pages:
         return response
 
 
+_shared = Pages(LAYOUT_DIR)
+
+
+def notice_page(
+    request: Request,
+    status: int,
+    title: str,
+    message: str,
+    *,
+    retry_url: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """A page that only explains (an outage, say), for a visitor whose session is not known."""
+    response = _shared.render(
+        request,
+        "error.html",
+        status,
+        session=None,
+        title=title,
+        message=message,
+        retry_url=retry_url,
+    )
+    response.headers.update(headers or {})
+    return response
+
+
 def with_security_headers(response: Response) -> Response:
     response.headers.update(SECURITY_HEADERS)
     return response
