@@ -21,7 +21,7 @@ class Settings:
     clients reach the API (https://api.vendor.example): the OAuth metadata names it as
     issuer, since a Host header is the client's to choose; unset, the request's URL is used.
     `db_timeout_s` bounds each wait on the database that is not a query (a free pooled
-    connection, SQLite's write lock, a new PostgreSQL connection): past it, 503.
+    connection, a lock another writer holds, a new PostgreSQL connection): past it, 503.
     """
 
     database_url: str = DEFAULT_DATABASE_URL

@@ -5,8 +5,9 @@ writers never deadlock upgrading a read lock; WAL lets readers run beside them.
 
 Engines never put SQL parameters into errors (`hide_parameters`), so a traceback in a
 log holds statements but no values. `timeout_s` bounds every wait on the database
-that is not a query: for a pooled connection, for SQLite's write lock, and for a
-PostgreSQL connection to open; past it the caller gets an error it can turn into 503.
+that is not a query: for a pooled connection, for a lock another writer holds
+(SQLite's busy timeout, PostgreSQL's lock_timeout), and for a PostgreSQL connection
+to open; past it the caller gets an error it can turn into 503.
 """
 
 from __future__ import annotations
@@ -48,11 +49,13 @@ def make_engine(url: str, *, pool_size: int = 10, timeout_s: float = DEFAULT_TIM
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     # pre-ping: a connection that died with a restarted server is replaced at checkout,
-    # so the first request after PostgreSQL returns already succeeds.
-    connect_timeout = max(_MIN_CONNECT_TIMEOUT_S, round(timeout_s))
-    return create_engine(
-        parsed, pool_pre_ping=True, connect_args={"connect_timeout": connect_timeout}, **options
-    )
+    # so the first request after PostgreSQL returns already succeeds. lock_timeout is
+    # SQLite's busy timeout: a writer waits that long for a row another writer holds.
+    connect_args = {
+        "connect_timeout": max(_MIN_CONNECT_TIMEOUT_S, round(timeout_s)),
+        "options": f"-c lock_timeout={round(timeout_s * 1000)}",
+    }
+    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **options)
 
 
 def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
