@@ -45,7 +45,8 @@ business granted you (authorization code with PKCE, at `/oauth/authorize` and `/
 
 Every list pages by an opaque `cursor` (up to 10,000 records a page) and says
 `consistent_until`: start your next `modified_since` window there and you will never
-miss or repeat a change, deletes included. Errors are RFC 9457 problem+json.
+miss or repeat a change, deletes included. Errors are RFC 9457 problem+json; while the
+database is unavailable, every endpoint answers 503 with Retry-After.
 """
 
 
