@@ -156,6 +156,12 @@ class Callers:
     def console(self) -> httpx.Response:
         return self.client.get("/console", headers=self.connected.admin.headers)
 
+    def console_form(self) -> httpx.Response:
+        """The shared-secret page's Rotate button."""
+        admin = self.connected.admin
+        form = {"csrf_token": admin.csrf_token, "confirm": "yes"}
+        return self.client.post("/console/secret/rotate", data=form, headers=admin.headers)
+
     def consent(self) -> httpx.Response:
         params = authorize_params(self.connected.app, pkce())
         return self.client.get(

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
+from clubfeed.activity import Event, Recorder
 from clubfeed.cli import main
 from clubfeed.storage.engine import is_sqlite, make_engine, write_transaction
 from clubfeed.storage.migrate import upgrade
@@ -217,3 +218,22 @@ def test_the_cli_says_when_the_database_is_unreachable_or_locked(tmp_path: Path)
     assert locked.exit_code == 1
     assert "failed: database is locked. The database is unreachable or busy" in locked.output
     assert "SELECT" not in locked.output and "INSERT" not in locked.output
+
+
+def test_activity_the_recorder_cannot_write_in_an_outage_is_logged_in_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    nobody = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/clubfeed")
+    recorder = Recorder(nobody, 0.02)
+    recorder.record(Event(1, 1, "shared_secret", 0, "GET", "/v1/checkins", 200))
+    with caplog.at_level(logging.WARNING, logger="clubfeed.activity"):
+        recorder.start()
+        deadline = time.monotonic() + 5
+        while not caplog.records:
+            assert time.monotonic() < deadline, "nothing was logged"
+            time.sleep(0.02)
+        recorder.stop()
+    (logged,) = caplog.records
+    assert logged.levelno == logging.WARNING and logged.exc_info is None
+    assert logged.getMessage().startswith("could not write API activity (connection failed: ")
+    assert logged.getMessage().endswith("Connection refused); dropped")

@@ -91,6 +91,7 @@ def test_while_postgresql_is_down_every_surface_answers_503_then_recovers_by_its
         assert_unavailable(callers.read(), "read")
         assert_unavailable(callers.write("during"), "nothing written")
         assert_unavailable_page(callers.console(), retry_url="/console")
+        assert_unavailable_page(callers.console_form(), retry_url=None)
         consent = callers.consent()
         assert_unavailable_page(consent, retry_url=f"/oauth/authorize?{consent.url.query.decode()}")
         assert_unavailable_token(callers.token())
@@ -118,6 +119,8 @@ def test_while_postgresql_is_down_every_surface_answers_503_then_recovers_by_its
     )
     ids = [r["id"] for r in _all_locations(callers)]
     assert ids == ["before", "after"]
+    # Nor was the rotation: the old secret read all along, and rotating works now.
+    assert callers.console_form().status_code == 200
 
 
 def _all_locations(callers: Callers) -> list[dict[str, Any]]:
