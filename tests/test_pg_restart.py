@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 from sqlalchemy import Connection, Engine, event, text
 
 from clubfeed.storage.engine import make_engine
@@ -86,17 +87,30 @@ def test_while_postgresql_is_down_every_surface_answers_503_then_recovers_by_its
     assert callers.token().status_code == 200
     refresh_token = callers.refresh_token
 
+    document = client.get("/openapi.json").json()
+
     cluster.stop(mode)
     try:
-        assert_unavailable(callers.read(), "read")
-        assert_unavailable(callers.write("during"), "nothing written")
+        read, write, token, ready = (
+            callers.read(), callers.write("during"), callers.token(), client.get("/readyz")
+        )  # fmt: skip
+        assert_unavailable(read, "read")
+        assert_unavailable(write, "nothing written")
+        assert_unavailable_token(token)
+        assert_unavailable(ready, "read")
         assert_unavailable_page(callers.console(), retry_url="/console")
         assert_unavailable_page(callers.console_form(), retry_url=None)
         consent = callers.consent()
         assert_unavailable_page(consent, retry_url=f"/oauth/authorize?{consent.url.query.decode()}")
-        assert_unavailable_token(callers.token())
         assert client.get("/healthz").status_code == 200
-        assert_unavailable(client.get("/readyz"), "read")
+        _as_documented(document, "/v1/locations", "get", read)
+        _as_documented(document, "/v1/locations/{record_id}", "put", write)
+        _as_documented(document, "/oauth/token", "post", token)
+        _as_documented(document, "/readyz", "get", ready)
+        assert (
+            "Retry-After"
+            in document["paths"]["/oauth/authorize"]["get"]["responses"]["503"]["headers"]
+        )
     finally:
         cluster.start()
     started = time.monotonic()
@@ -121,6 +135,18 @@ def test_while_postgresql_is_down_every_surface_answers_503_then_recovers_by_its
     assert ids == ["before", "after"]
     # Nor was the rotation: the old secret read all along, and rotating works now.
     assert callers.console_form().status_code == 200
+
+
+def _as_documented(
+    document: dict[str, Any], path: str, method: str, response: httpx.Response
+) -> None:
+    """The 503 is in the OpenAPI document, with its Retry-After header and its body's schema."""
+    described = document["paths"][path][method]["responses"]["503"]
+    assert "Retry-After" in described["headers"]
+    (media_type,) = described["content"]
+    assert response.headers["content-type"] == media_type
+    schema = {**described["content"][media_type]["schema"], "components": document["components"]}
+    Draft202012Validator(schema).validate(response.json())
 
 
 def _all_locations(callers: Callers) -> list[dict[str, Any]]:

@@ -66,7 +66,16 @@ async def healthz() -> dict[str, str]:
             "description": "Ready to serve",
             "content": {"application/json": {"schema": _READY_BODY}},
         },
-        503: {"description": "Not ready: the detail says why", **_PROBLEM},
+        503: {
+            "description": "Not ready: the detail says why",
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds to wait, while the database is unavailable",
+                    "schema": {"type": "integer"},
+                }
+            },
+            **_PROBLEM,
+        },
     },
 )
 async def readyz(request: Request) -> Response:
