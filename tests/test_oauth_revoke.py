@@ -181,9 +181,9 @@ def test_the_endpoints_are_in_the_openapi_document_and_answer_as_it_says(
     parameters = {p["name"] for p in paths["/oauth/authorize"]["get"]["parameters"]}
     assert {"client_id", "redirect_uri", "code_challenge", "code_challenge_method"} <= parameters
     token = paths["/oauth/token"]["post"]
-    assert set(token["responses"]) == {"200", "400", "401", "429"}
+    assert set(token["responses"]) == {"200", "400", "401", "429", "503"}
     assert "application/x-www-form-urlencoded" in token["requestBody"]["content"]
-    assert set(paths["/oauth/revoke"]["post"]["responses"]) == {"200", "400", "401", "429"}
+    assert set(paths["/oauth/revoke"]["post"]["responses"]) == {"200", "400", "401", "429", "503"}
     assert "200" in paths["/.well-known/oauth-authorization-server"]["get"]["responses"]
 
     def conforms(path: str, method: str, response: httpx.Response) -> None:

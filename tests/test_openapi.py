@@ -26,12 +26,12 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$
 COMMON_PARAMETERS = ["limit", "cursor", "modified_since", "modified_before", "ids"]
 # Every status each operation can answer, as the tests of this suite observe them.
 RESPONSES = {
-    ("", "get"): {"200", "400", "401", "403", "410", "414", "429"},
-    ("/lookup", "post"): {"200", "400", "401", "403", "413", "422", "429"},
-    ("/{record_id}", "get"): {"200", "400", "401", "403", "404", "429"},
-    ("/{record_id}", "put"): {"200", "201", "400", "401", "413", "422", "429"},
-    ("/{record_id}", "delete"): {"200", "400", "401", "404", "422", "429"},
-    ("/batch", "post"): {"200", "400", "401", "413", "422", "429"},
+    ("", "get"): {"200", "400", "401", "403", "410", "414", "429", "503"},
+    ("/lookup", "post"): {"200", "400", "401", "403", "413", "422", "429", "503"},
+    ("/{record_id}", "get"): {"200", "400", "401", "403", "404", "429", "503"},
+    ("/{record_id}", "put"): {"200", "201", "400", "401", "413", "422", "429", "503"},
+    ("/{record_id}", "delete"): {"200", "400", "401", "404", "422", "429", "503"},
+    ("/batch", "post"): {"200", "400", "401", "413", "422", "429", "503"},
 }
 READS = {("", "get"), ("/lookup", "post"), ("/{record_id}", "get")}
 FORMATS = FormatChecker()
@@ -124,8 +124,8 @@ def test_every_route_is_documented_with_its_methods(document: Document, db_url: 
         (path, method) for path, operations in document["paths"].items() for method in operations
     }
     assert served == documented
-    # /healthz, six per resource, and OAuth's authorize, token, revoke and metadata.
-    assert len(served) == 1 + 6 * len(catalogue.RESOURCES) + 4
+    # /healthz, /readyz, six per resource, and OAuth's authorize, token, revoke and metadata.
+    assert len(served) == 2 + 6 * len(catalogue.RESOURCES) + 4
 
 
 @pytest.mark.parametrize("resource", catalogue.RESOURCES, ids=lambda r: r.name)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from clubfeed.auth import connections
+from clubfeed.storage import outages
 from clubfeed.storage.engine import write_transaction
 from clubfeed.storage.schema import api_activity, integrators
 
@@ -64,10 +65,13 @@ class Recorder:
         while not self._stop.wait(self._interval_s):
             try:
                 self.flush()
-            except Exception:
+            except Exception as exc:
                 # Activity is a record for people, not data: losing a batch must not
-                # stop the recorder or touch the API.
-                log.exception("could not write API activity; this batch is dropped")
+                # stop the recorder or touch the API. An outage is a line, not a traceback.
+                if outages.unavailable(exc):
+                    log.warning("could not write API activity (%s); dropped", outages.reason(exc))
+                else:
+                    log.exception("could not write API activity; this batch is dropped")
 
     def flush(self) -> None:
         """Write everything buffered so far (one transaction)."""

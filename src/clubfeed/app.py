@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 import clubfeed
@@ -26,7 +27,8 @@ from clubfeed.feed.cursor import CursorSigner, load_key
 from clubfeed.oauth import routes as oauth_routes
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine, write_transaction
-from clubfeed.web import pages, problems, ratelimit
+from clubfeed.storage.outages import CommitFailed
+from clubfeed.web import health, pages, problems, ratelimit
 from clubfeed.web.buckets import Policy, open_buckets
 from clubfeed.web.limits import BodyTooLarge, RequestLimits
 from clubfeed.web.state import AppState, blocking
@@ -43,13 +45,16 @@ business granted you (authorization code with PKCE, at `/oauth/authorize` and `/
 
 Every list pages by an opaque `cursor` (up to 10,000 records a page) and says
 `consistent_until`: start your next `modified_since` window there and you will never
-miss or repeat a change, deletes included. Errors are RFC 9457 problem+json.
+miss or repeat a change, deletes included. Errors are RFC 9457 problem+json; while the
+database is unavailable, every endpoint answers 503 with Retry-After.
 """
 
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the API for one process; the database must already be migrated."""
-    engine = make_engine(settings.database_url, pool_size=settings.pool_size)
+    engine = make_engine(
+        settings.database_url, pool_size=settings.pool_size, timeout_s=settings.db_timeout_s
+    )
     buckets = open_buckets(settings.rate_limit_storage, settings.rate_limit_prefix)
     app_state = AppState(
         settings=settings,
@@ -91,12 +96,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(HTTPException, problems.http_error)
     app.add_exception_handler(BodyTooLarge, problems.body_too_large)
     app.add_exception_handler(ratelimit.RateLimited, ratelimit.too_many_requests)
+    app.add_exception_handler(SQLAlchemyError, problems.database_error)
+    app.add_exception_handler(CommitFailed, problems.database_error)
     app.add_exception_handler(Exception, problems.unexpected_error)
 
-    @app.get("/healthz", tags=["service"], summary="Liveness: answers 200 without credentials")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.include_router(health.router)
     for resource in catalogue.RESOURCES:
         app.include_router(ingest_routes.router(resource))
         app.include_router(feed_routes.router(resource))

@@ -21,6 +21,8 @@ class Settings:
     for one process, or in Redis (redis://host:6379) for several, under `rate_limit_prefix`. `public_url` is where
     clients reach the API (https://api.vendor.example): the OAuth metadata names it as
     issuer, since a Host header is the client's to choose; unset, the request's URL is used.
+    `db_timeout_s` bounds each wait on the database that is not a query (a free pooled
+    connection, a lock another writer holds, a new PostgreSQL connection): past it, 503.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -49,6 +51,7 @@ class Settings:
     write_rate_limit: str = "6000/minute"
     auth_failure_rate_limit: str = "300/minute"
     rate_limit_prefix: str = "clubfeed"
+    db_timeout_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +74,7 @@ class Settings:
                 env.get("CLUBFEED_AUTH_FAILURE_RATE_LIMIT") or cls.auth_failure_rate_limit
             ),
             rate_limit_prefix=env.get("CLUBFEED_RATE_LIMIT_PREFIX") or cls.rate_limit_prefix,
+            db_timeout_s=float(env.get("CLUBFEED_DB_TIMEOUT_S", cls.db_timeout_s)),
         )
 
 

@@ -57,12 +57,26 @@ _RATE_LIMITED: Schema = {
 }
 
 
-def _limited(responses: Schema) -> Schema:
-    """`responses` with the rate limit's 429, and its fields on every success."""
+_READ_UNAVAILABLE = {
+    **_problem("The database is unavailable for now (restarting, unreachable or overloaded)"),
+    "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+}
+_WRITE_UNAVAILABLE = {
+    **_READ_UNAVAILABLE,
+    "description": (
+        "The database is unavailable for now: nothing was written, unless the detail says "
+        "the commit itself failed (then resend: a resent write stores the same records)"
+    ),
+}
+
+
+def _limited(responses: Schema, unavailable: Schema = _READ_UNAVAILABLE) -> Schema:
+    """`responses` with what every /v1 operation may answer besides: the rate limit's 429
+    (and its fields on every success), and 503 while the database is unavailable."""
     for code, response in responses.items():
         if code.startswith("2"):
             response["headers"] = {**response.get("headers", {}), **_RATE_LIMIT_HEADERS}
-    return {**responses, "429": _RATE_LIMITED}
+    return {**responses, "429": _RATE_LIMITED, "503": unavailable}
 
 
 def _read_security(resource: Resource) -> list[Schema]:
@@ -236,7 +250,8 @@ class WriteDocs:
                 "422": _problem(
                     "A record breaks a rule; errors name each place. Nothing was written."
                 ),
-            }
+            },
+            _WRITE_UNAVAILABLE,
         )
 
     def _idempotency_header(self) -> Schema:
@@ -279,7 +294,8 @@ class WriteDocs:
                     "401": _UNAUTHENTICATED,
                     "404": _problem("No such record"),
                     "422": _problem("The Idempotency-Key was used for another request"),
-                }
+                },
+                _WRITE_UNAVAILABLE,
             ),
         }
 

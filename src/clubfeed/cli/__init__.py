@@ -10,10 +10,12 @@ from typing import Any
 
 import click
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from clubfeed.cli import admins, businesses, data, db, integrators, serve
 from clubfeed.cli.context import Context, safe_url
 from clubfeed.settings import Settings
+from clubfeed.storage import outages
 
 __all__ = ["main"]
 
@@ -24,18 +26,25 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except DBAPIError as exc:
+        except (DBAPIError, PoolTimeout, outages.CommitFailed) as exc:
             raise click.ClickException(_database_problem(ctx, exc)) from exc
 
 
-def _database_problem(ctx: click.Context, exc: DBAPIError) -> str:
-    lines = str(exc.orig or exc).strip().splitlines()
-    reason = lines[0] if lines else type(exc.orig).__name__
+def _database_problem(ctx: click.Context, exc: Exception) -> str:
+    """The driver's first line (never SQL or its values), and what to do about it."""
     cli = ctx.find_object(Context)
     where = f" {safe_url(cli.settings.database_url)}" if cli is not None else ""
+    reason = outages.reason(exc)
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
     # 42P01 is PostgreSQL's undefined_table; SQLite says "no such table".
-    unmigrated = getattr(exc.orig, "sqlstate", None) == "42P01" or "no such table" in reason
-    hint = " Run `clubfeed db upgrade` to create or migrate the schema." if unmigrated else ""
+    if getattr(orig, "sqlstate", None) == "42P01" or "no such table" in reason:
+        hint = " Run `clubfeed db upgrade` to create or migrate the schema."
+    elif isinstance(exc, outages.CommitFailed):
+        hint = " The commit itself failed, so the change may or may not be saved: look before retrying."
+    elif outages.unavailable(exc):
+        hint = " The database is unreachable or busy: check that it runs and the URL is right, then retry."
+    else:
+        hint = ""
     return f"Database{where} failed: {reason}.{hint}"
 
 

@@ -37,7 +37,9 @@ class Context:
     def engine(self) -> Engine:
         if self._engine is None:
             try:
-                self._engine = make_engine(self.settings.database_url, pool_size=2)
+                self._engine = make_engine(
+                    self.settings.database_url, pool_size=2, timeout_s=self.settings.db_timeout_s
+                )
             except (ArgumentError, ValueError) as exc:
                 raise click.ClickException(f"Bad database URL: {exc}") from exc
         return self._engine

@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 from clubfeed import activity
 from clubfeed.auth import guard
 from clubfeed.errors import ClubfeedError
+from clubfeed.storage import outages
 from clubfeed.storage.engine import read_connection
 from clubfeed.timefmt import now_us
 from clubfeed.web.problems import status_for
@@ -69,9 +70,9 @@ async def as_reader(
             except ClubfeedError as exc:
                 status = status_for(exc)
                 raise
-            except Exception:
-                # Anything else reaches the app's catch-all handler, which answers 500.
-                status = 500
+            except Exception as exc:
+                # Anything else answers 503 while the database is unavailable, else 500.
+                status = 503 if outages.unavailable(exc) else 500
                 raise
             finally:
                 app_state.recorder.record(

@@ -96,8 +96,32 @@ def console_error(request: Request, status: int, headers: Mapping[str, str] | No
     title, message = _CONSOLE_ERRORS.get(
         status, ("Something is wrong with this request", "Nothing was changed.")
     )
+    return notice_page(request, status, title, message, home=True, headers=headers)
+
+
+def notice_page(
+    request: Request,
+    status: int,
+    title: str,
+    message: str,
+    *,
+    retry_url: str | None = None,
+    home: bool = False,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """A page that only explains (an outage, a wrong address), whoever the visitor is.
+
+    It never looks up a session, so it works while the database is down.
+    """
     response = _layout.render(
-        request, "error.html", status, session=None, home=True, title=title, message=message
+        request,
+        "error.html",
+        status,
+        session=None,
+        title=title,
+        message=message,
+        retry_url=retry_url,
+        home=home,
     )
     response.headers.update(headers or {})
     return response

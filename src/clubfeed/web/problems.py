@@ -2,11 +2,16 @@
 
 Domain errors know nothing of HTTP; `status_for` maps them to statuses by class,
 walking the hierarchy, so a new subclass answers like its parent until it is given
-a status of its own.
+a status of its own. Database errors that mean "unavailable for now" (as
+`storage.outages` decides) answer 503 with Retry-After, in the shape of the surface
+asked: problem+json for the API, RFC 6749 JSON for the OAuth client endpoints, an
+HTML page for the console and the consent page. Any other database error is a bug
+and reaches the catch-all 500.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import msgspec
@@ -28,7 +33,10 @@ from clubfeed.errors import (
     NotFound,
     Unauthenticated,
 )
+from clubfeed.storage import outages
 from clubfeed.web import pages
+
+log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 MAX_LISTED_ERRORS = 100
@@ -160,10 +168,113 @@ def body_too_large(_request: Request, exc: Exception) -> Response:
     return problem_response(413, "Content too large", str(exc), slug="content-too-large")
 
 
-def unexpected_error(_request: Request, _exc: Exception) -> Response:
+def unexpected_error(_request: Request, exc: Exception) -> Response:
+    outcome = (
+        "this write may or may not have been saved"
+        if isinstance(exc, outages.CommitFailed)
+        else "nothing was written"
+    )
     return problem_response(
         500,
         "Internal error",
-        "Something went wrong on our side; nothing was written. Retry, and contact the operator if it persists.",
+        f"Something went wrong on our side; {outcome}. Retry, and contact the operator if it persists.",
         slug="internal-error",
+    )
+
+
+RETRY_AFTER_S = 1
+# The surfaces that answer in their own shape; the rest of the app answers problem+json.
+_OAUTH_CLIENT_PATHS = frozenset({"/oauth/token", "/oauth/revoke"})
+_PAGE_PATHS = ("/console", "/oauth/authorize")
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def database_error(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After while the database is unavailable; other database errors are bugs.
+
+    What it says about the request's own effect is what the transaction promises: an
+    error before the commit wrote nothing, a failed commit leaves the outcome unknown.
+    """
+    if not outages.unavailable(exc):
+        raise exc  # to the catch-all: 500, and the traceback logged (without SQL parameters)
+    path = request.url.path
+    log.warning(
+        "%s %s answered 503: the database is unavailable (%s)",
+        request.method,
+        path,
+        outages.reason(exc),
+    )
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    unknown = isinstance(exc, outages.CommitFailed)
+    reading = request.method in _READ_METHODS
+    if path in _OAUTH_CLIENT_PATHS:
+        return _oauth_unavailable(unknown, headers)
+    if any(path == page or path.startswith(page + "/") for page in _PAGE_PATHS):
+        return _page_unavailable(request, unknown, reading, headers)
+    if unknown:
+        detail = (
+            "The database failed while committing this write, so it may or may not have been "
+            "saved. Resending it is safe: the same records are stored again, and with the same "
+            "Idempotency-Key the first answer is replayed."
+        )
+    else:
+        written = "" if reading else "; nothing was written"
+        detail = (
+            "The database is unavailable at the moment (restarting, unreachable or "
+            f"overloaded){written}. Retry after the seconds in Retry-After."
+        )
+    return problem_response(
+        503, "Service unavailable", detail, slug="service-unavailable", headers=headers
+    )
+
+
+def _oauth_unavailable(unknown: bool, headers: dict[str, str]) -> Response:
+    """RFC 6749's JSON, which OAuth clients parse; `temporarily_unavailable` is its word for this."""
+    if unknown:
+        description = (
+            "The database failed while committing, so the tokens may or may not have been "
+            "issued. Retry; if that answers invalid_grant, the first attempt went through and "
+            "its grant ended as a replay: send the user through authorization again."
+        )
+    else:
+        description = (
+            "The database is unavailable at the moment; nothing was changed. "
+            "Retry after the seconds in Retry-After."
+        )
+    body = {"error": "temporarily_unavailable", "error_description": description}
+    return Response(
+        msgspec.json.encode(body),
+        503,
+        headers={**headers, "Cache-Control": "no-store", "Pragma": "no-cache"},
+        media_type="application/json",
+    )
+
+
+def _page_unavailable(
+    request: Request, unknown: bool, reading: bool, headers: dict[str, str]
+) -> Response:
+    if unknown:
+        message = (
+            "The database failed while saving your change, so it may or may not have been "
+            "saved. In a moment, open the page again to see which."
+        )
+    elif reading:
+        message = (
+            "Its database cannot be reached at the moment, usually for a few seconds while "
+            "it restarts. Try again in a moment."
+        )
+    else:
+        message = (
+            "Its database cannot be reached at the moment, so nothing you submitted was "
+            "saved. Go back and submit it again in a moment."
+        )
+    query = request.url.query
+    retry_url = request.url.path + (f"?{query}" if query else "") if reading else None
+    return pages.notice_page(
+        request,
+        503,
+        "clubfeed is briefly unavailable",
+        message,
+        retry_url=retry_url,
+        headers=headers,
     )

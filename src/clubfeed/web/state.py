@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from fastapi import Request
 from sqlalchemy import Connection, Engine
@@ -18,7 +18,9 @@ from clubfeed.activity import Recorder
 from clubfeed.feed.cursor import CursorSigner
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import read_connection, write_transaction
-from clubfeed.web.ratelimit import ApiLimits, Limit
+
+if TYPE_CHECKING:  # ratelimit answers with problems, whose pages need this module
+    from clubfeed.web.ratelimit import ApiLimits, Limit
 
 T = TypeVar("T")
 
