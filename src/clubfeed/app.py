@@ -27,7 +27,7 @@ from clubfeed.oauth import routes as oauth_routes
 from clubfeed.ratelimit import Limit, limiter
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine, write_transaction
-from clubfeed.web import pages, problems
+from clubfeed.web import logs, metrics, observe, pages, problems
 from clubfeed.web.limits import BodyTooLarge, RequestLimits
 from clubfeed.web.state import AppState, blocking
 
@@ -49,14 +49,19 @@ miss or repeat a change, deletes included. Errors are RFC 9457 problem+json.
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the API for one process; the database must already be migrated."""
-    engine = make_engine(settings.database_url, pool_size=settings.pool_size)
+    meter = metrics.meter(settings)
+    engine = make_engine(
+        settings.database_url, pool_size=settings.pool_size, poolclass=meter.pool_class()
+    )
+    meter.watch(engine)
     attempts = limiter(settings.rate_limit_storage)
     app_state = AppState(
         settings=settings,
         engine=engine,
-        recorder=Recorder(engine, settings.activity_flush_s),
+        recorder=Recorder(engine, settings.activity_flush_s, meter.activity_dropped),
         login_limit=Limit(attempts, settings.login_rate_limit, "login"),
         token_limit=Limit(attempts, settings.token_rate_limit, "oauth"),
+        meter=meter,
     )
 
     @asynccontextmanager
@@ -70,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         await blocking(app_state.recorder.stop)
         engine.dispose()
+        meter.close()
 
     # FastAPIOffline serves the Swagger UI and ReDoc assets itself: /docs works with
     # no third-party CDN, as on an air-gapped deployment.
@@ -85,6 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_query_bytes=settings.max_query_bytes,
     )
+    observe.install(app, settings, meter)
     app.add_exception_handler(ClubfeedError, problems.domain_error)
     app.add_exception_handler(HTTPException, problems.http_error)
     app.add_exception_handler(BodyTooLarge, problems.body_too_large)
@@ -118,4 +125,6 @@ def create_app(settings: Settings) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` and worker processes: settings from CLUBFEED_* variables."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    logs.configure(settings)
+    return create_app(settings)

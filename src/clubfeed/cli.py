@@ -103,22 +103,30 @@ def serve(ctx: Context, host: str, port: int, workers: int, forwarded_allow_ips:
     """Serve the HTTP API (run `clubfeed db upgrade` first)."""
     import uvicorn
 
+    from clubfeed.web.serving import check, serving
+
+    try:
+        check(ctx.settings)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     os.environ["CLUBFEED_DATABASE_URL"] = ctx.settings.database_url
     err.print(
         f"clubfeed serving {escape(_safe_url(ctx.settings.database_url))} on http://{host}:{port} "
         f"(docs at http://{host}:{port}/docs)"
     )
-    uvicorn.run(
-        "clubfeed.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips,
-        h11_max_incomplete_event_size=256 * 1024,
-    )
+    with serving(ctx.settings, workers) as logging_options:
+        uvicorn.run(
+            "clubfeed.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            proxy_headers=True,
+            forwarded_allow_ips=forwarded_allow_ips,
+            h11_max_incomplete_event_size=256 * 1024,
+            **logging_options,
+        )
 
 
 def _safe_url(url: str) -> str:

@@ -42,6 +42,14 @@ class Settings:
     authorization_code_ttl_s: int = 60
     activity_flush_s: float = 1.0
     public_url: str | None = None
+    # Metrics at /metrics: "off", "loopback" (clients on 127.0.0.0/8 or ::1 only, as
+    # uvicorn sees them after trusted proxy headers) or "token" (a bearer token).
+    metrics: str = "loopback"
+    metrics_token: str | None = None
+    # prometheus-client's own variable: where several worker processes share values.
+    metrics_dir: str | None = None
+    log_format: str = "console"
+    access_log: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +66,11 @@ class Settings:
             login_rate_limit=env.get("CLUBFEED_LOGIN_RATE_LIMIT") or cls.login_rate_limit,
             token_rate_limit=env.get("CLUBFEED_TOKEN_RATE_LIMIT") or cls.token_rate_limit,
             public_url=env.get("CLUBFEED_PUBLIC_URL") or None,
+            metrics=(env.get("CLUBFEED_METRICS") or cls.metrics).strip().lower(),
+            metrics_token=env.get("CLUBFEED_METRICS_TOKEN") or None,
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            log_format=(env.get("CLUBFEED_LOG_FORMAT") or cls.log_format).strip().lower(),
+            access_log=_flag(env.get("CLUBFEED_ACCESS_LOG")) is not False,
         )
 
 

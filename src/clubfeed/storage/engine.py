@@ -13,18 +13,23 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import Pool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine for `url` (`sqlite:///file.db` or `postgresql+psycopg://…`)."""
+def make_engine(url: str, *, pool_size: int = 10, poolclass: type[Pool] | None = None) -> Engine:
+    """An engine for `url` (`sqlite:///file.db` or `postgresql+psycopg://…`).
+
+    `poolclass` None is SQLAlchemy's choice: a QueuePool for PostgreSQL and SQLite files.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
             parsed,
             pool_size=pool_size,
             max_overflow=pool_size,
+            poolclass=poolclass,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         _configure_sqlite(engine)
@@ -35,7 +40,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         )
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        poolclass=poolclass,
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:

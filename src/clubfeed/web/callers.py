@@ -42,14 +42,14 @@ async def as_reader(
 
         def authenticate() -> guard.Reader:
             with read_connection(app_state.engine) as conn:
-                return guard.reader(conn, request.headers, resource)
+                return _noted(request, guard.reader(conn, request.headers, resource))
 
         who = await blocking(authenticate)
         body = await request.body()
 
     def run() -> T:
         with read_connection(app_state.engine) as conn:
-            reader = who or guard.reader(conn, request.headers, resource)
+            reader = who or _noted(request, guard.reader(conn, request.headers, resource))
             status = 200
             try:
                 return work(conn, reader.business_id, body)
@@ -84,4 +84,13 @@ async def writer(request: Request) -> int:
         with read_connection(engine) as conn:
             return guard.writer(conn, request.headers)
 
-    return await blocking(authenticate)
+    business_id = await blocking(authenticate)
+    request.state.business_id = business_id
+    return business_id
+
+
+def _noted(request: Request, reader: guard.Reader) -> guard.Reader:
+    """Put the reader's ids on the request, for its log line (`web.observe`)."""
+    request.state.business_id = reader.business_id
+    request.state.integrator_id = reader.integrator_id
+    return reader

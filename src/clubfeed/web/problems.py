@@ -153,3 +153,12 @@ def unexpected_error(_request: Request, _exc: Exception) -> Response:
         "Something went wrong on our side; nothing was written. Retry, and contact the operator if it persists.",
         slug="internal-error",
     )
+
+
+def client_disconnected(_request: Request, _exc: Exception) -> Response:
+    """The client left before its request was read: nobody is left to answer.
+
+    The status is nginx's 499 ("client closed request"), seen only in logs and metrics;
+    without this handler the disconnect would surface as a 500 and an error traceback.
+    """
+    return Response(status_code=499)

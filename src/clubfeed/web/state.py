@@ -7,7 +7,7 @@ thread pool; `read` and `write` are the one place a request meets a connection.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from fastapi import Request
@@ -19,6 +19,7 @@ from clubfeed.feed.cursor import CursorSigner
 from clubfeed.ratelimit import Limit
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import read_connection, write_transaction
+from clubfeed.web.metrics import Meter
 
 T = TypeVar("T")
 
@@ -33,6 +34,7 @@ class AppState:
     login_limit: Limit
     token_limit: Limit
     signer: CursorSigner | None = None
+    meter: Meter = field(default_factory=Meter)
 
 
 def state(request: Request) -> AppState:
