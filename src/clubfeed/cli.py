@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -110,11 +111,16 @@ def serve(ctx: Context, host: str, port: int, workers: int, forwarded_allow_ips:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     os.environ["CLUBFEED_DATABASE_URL"] = ctx.settings.database_url
-    err.print(
-        f"clubfeed serving {escape(_safe_url(ctx.settings.database_url))} on http://{host}:{port} "
-        f"(docs at http://{host}:{port}/docs)"
-    )
     with serving(ctx.settings, workers) as logging_options:
+        # A log line, so that with CLUBFEED_LOG_FORMAT=json every line on stderr is JSON.
+        logging.getLogger("clubfeed").info(
+            "clubfeed serving %s on http://%s:%s (docs at http://%s:%s/docs)",
+            _safe_url(ctx.settings.database_url),
+            host,
+            port,
+            host,
+            port,
+        )
         uvicorn.run(
             "clubfeed.app:app_from_env",
             factory=True,
