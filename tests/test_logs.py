@@ -16,7 +16,10 @@ import pytest
 from sqlalchemy import Engine
 
 from clubfeed.auth import sessions
+from clubfeed.settings import Settings
+from clubfeed.web.observe import Observer
 from clubfeed.web.pages import LOGIN_CSRF_COOKIE
+from tests.conftest import Server
 from tests.consolekit import PASSWORD, log_in, new_admin
 from tests.factories import Api, Tenant, new_tenant, record
 from tests.oauthkit import (
@@ -252,3 +255,17 @@ def test_clients_that_leave_early_are_info_not_errors(
     text = logged.log.read_text()
     assert "Traceback" not in text
     assert [line for line in logged.json_lines() if line["level"] not in ("info",)] == []
+
+
+def test_access_log_and_metrics_switch_off(db: Engine, db_url: str) -> None:
+    assert Settings.from_env({"CLUBFEED_ACCESS_LOG": "0"}).access_log is False
+    assert Settings.from_env({}).access_log is True
+    quiet = Settings(database_url=db_url, access_log=False)
+    with Server(quiet) as running, httpx.Client(base_url=running.base_url) as client:
+        response = client.get("/healthz", headers={"X-Request-ID": "not-echoed"})
+        assert response.status_code == 200 and "x-request-id" not in response.headers
+        assert client.get("/metrics").status_code == 200
+    bare = Settings(database_url=db_url, access_log=False, metrics="off")
+    with Server(bare) as running:
+        app = running.server.config.app
+        assert Observer not in [middleware.cls for middleware in app.user_middleware]

@@ -109,6 +109,10 @@ def test_requests_records_and_rejections_are_counted_exactly(
     assert api.batch("locations", locations).status_code == 200
     assert api.put("locations", "loc-1", locations[0]).status_code == 200
     assert api.delete("locations", "loc-3").status_code == 200
+    once = {**api.tenant.write_headers, "Idempotency-Key": "metrics-once"}
+    for _ in range(2):  # the replay writes nothing
+        put = http.put("/v1/locations/loc-9", json=record("locations", "loc-9"), headers=once)
+        assert put.status_code == 201
     bad = api.put("locations", "loc-4", {**record("locations", "loc-4"), "timezone": "Mars/Base"})
     assert bad.status_code == 422
     wrong_key = http.put(
@@ -123,7 +127,7 @@ def test_requests_records_and_rejections_are_counted_exactly(
         if page["next_cursor"] is None:
             break
         params = {"cursor": page["next_cursor"]}
-    assert served == 2
+    assert served == 3
     lookup = api.get("/v1/locations", params={"ids": "loc-1,loc-1,loc-3,nope"}).json()
     assert lookup["missing"] == ["nope"]
     assert api.get("/v1/locations/loc-2").status_code == 200
@@ -131,7 +135,7 @@ def test_requests_records_and_rejections_are_counted_exactly(
     assert http.get("/v1/no-such-resource").status_code == 404
 
     assert counted(before, scrape(http)) == {
-        sample("clubfeed_records_written_total", resource="locations", outcome="created"): 3,
+        sample("clubfeed_records_written_total", resource="locations", outcome="created"): 4,
         sample("clubfeed_records_written_total", resource="locations", outcome="unchanged"): 1,
         sample("clubfeed_records_written_total", resource="locations", outcome="deleted"): 1,
         sample(
@@ -140,10 +144,11 @@ def test_requests_records_and_rejections_are_counted_exactly(
         sample(
             "clubfeed_ingest_rejections_total", resource="locations", problem="unauthenticated"
         ): 1,
-        # Two pages' records, loc-1 and loc-3's tombstone looked up, loc-2 read alone.
-        sample("clubfeed_records_served_total", resource="locations"): 2 + 2 + 1,
+        # Three pages' records, loc-1 and loc-3's tombstone looked up, loc-2 read alone.
+        sample("clubfeed_records_served_total", resource="locations"): 3 + 2 + 1,
         duration("POST", "/v1/locations/batch", 200): 1,
         duration("PUT", "/v1/locations/{record_id}", 200): 1,
+        duration("PUT", "/v1/locations/{record_id}", 201): 2,
         duration("PUT", "/v1/locations/{record_id}", 422): 1,
         duration("PUT", "/v1/locations/{record_id}", 401): 1,
         duration("DELETE", "/v1/locations/{record_id}", 200): 1,
