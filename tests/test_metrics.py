@@ -22,7 +22,7 @@ from clubfeed.activity import Event
 from clubfeed.cli import main
 from clubfeed.settings import Settings
 from clubfeed.timefmt import now_us
-from clubfeed.web.serving import check
+from clubfeed.web import logs, metrics
 from clubfeed.web.state import AppState
 from tests.conftest import Server
 from tests.factories import Api, new_tenant, record
@@ -284,8 +284,10 @@ def test_serve_refuses_settings_that_cannot_work(env: dict[str, str], message: s
 
     assert result.exit_code == 1, result.output
     assert message in result.output
+    settings = Settings.from_env(env)
     with pytest.raises(ValueError, match=message.split(";")[0]):
-        check(Settings.from_env(env))
+        metrics.check(settings)
+        logs.check(settings)
 
 
 STALE = """

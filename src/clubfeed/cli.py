@@ -104,35 +104,30 @@ def serve(ctx: Context, host: str, port: int, workers: int, forwarded_allow_ips:
     """Serve the HTTP API (run `clubfeed db upgrade` first)."""
     import uvicorn
 
-    from clubfeed.web.serving import check, serving
+    from clubfeed.web.serving import prepare
 
     try:
-        check(ctx.settings)
+        logging_options = prepare(ctx.settings, workers)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     os.environ["CLUBFEED_DATABASE_URL"] = ctx.settings.database_url
-    with serving(ctx.settings, workers) as logging_options:
-        # A log line, so that with CLUBFEED_LOG_FORMAT=json every line on stderr is JSON.
-        logging.getLogger("clubfeed").info(
-            "clubfeed serving %s on http://%s:%s (docs at http://%s:%s/docs)",
-            _safe_url(ctx.settings.database_url),
-            host,
-            port,
-            host,
-            port,
-        )
-        uvicorn.run(
-            "clubfeed.app:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-            proxy_headers=True,
-            forwarded_allow_ips=forwarded_allow_ips,
-            h11_max_incomplete_event_size=256 * 1024,
-            **logging_options,
-        )
+    # A log line, so that with CLUBFEED_LOG_FORMAT=json every line on stderr is JSON.
+    logging.getLogger("clubfeed").info(
+        f"clubfeed serving {_safe_url(ctx.settings.database_url)} on http://{host}:{port} "
+        f"(docs at http://{host}:{port}/docs)"
+    )
+    uvicorn.run(
+        "clubfeed.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        h11_max_incomplete_event_size=256 * 1024,
+        **logging_options,
+    )
 
 
 def _safe_url(url: str) -> str:

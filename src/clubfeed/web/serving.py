@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,36 +15,26 @@ from clubfeed.web import logs, metrics
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def check(settings: Settings) -> None:
-    """Refuse settings the server cannot start with (ValueError naming the variable)."""
-    metrics.check(settings)
-    logs.check(settings)
-
-
-@contextmanager
-def serving(settings: Settings, workers: int) -> Iterator[dict[str, Any]]:
+def prepare(settings: Settings, workers: int) -> dict[str, Any]:
     """Check the settings, configure logs, give the workers an empty metrics directory.
 
-    Yields uvicorn's options for logging: its own configuration and access log are
+    Returns uvicorn's options for logging: its own configuration and access log are
     replaced by ours (`web.logs`, `web.observe`). Several workers share metrics through
     files in PROMETHEUS_MULTIPROC_DIR: an operator's directory has its old `*.db` files
     removed (values of processes gone would otherwise still count); without one, a
-    temporary directory is made and removed at exit.
+    temporary directory is made and removed when this process exits. Raises ValueError
+    for settings the server cannot start with.
     """
-    check(settings)
+    metrics.check(settings)
     logs.configure(settings)
-    made: str | None = None
     directory = settings.metrics_dir
     if directory is None and workers > 1 and settings.metrics != "off":
-        directory = made = tempfile.mkdtemp(prefix="clubfeed-metrics-")
+        directory = tempfile.mkdtemp(prefix="clubfeed-metrics-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
     if directory is not None:
         Path(directory).mkdir(parents=True, exist_ok=True)
         for stale in Path(directory).glob("*.db"):
             stale.unlink()
         # Worker processes are spawned after this, and read it like every setting.
         os.environ[MULTIPROC_ENV] = directory
-    try:
-        yield {"log_config": None, "access_log": False}
-    finally:
-        if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
+    return {"log_config": None, "access_log": False}
