@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
@@ -36,10 +37,16 @@ class Event:
 
 
 class Recorder:
-    """Buffers events and writes them in batches from a background thread."""
+    """Buffers events and writes them in batches from a background thread.
 
-    def __init__(self, engine: Engine, interval_s: float) -> None:
+    `dropped` hears how many events a failed write lost (for metrics).
+    """
+
+    def __init__(
+        self, engine: Engine, interval_s: float, dropped: Callable[[int], None] = lambda _n: None
+    ) -> None:
         self._engine = engine
+        self._dropped = dropped
         self._interval_s = interval_s
         self._events: list[Event] = []
         self._lock = threading.Lock()
@@ -79,8 +86,12 @@ class Recorder:
             with self._lock:
                 events, self._events = self._events, []
             if events:
-                with write_transaction(self._engine) as conn:
-                    _write(conn, events)
+                try:
+                    with write_transaction(self._engine) as conn:
+                        _write(conn, events)
+                except Exception:
+                    self._dropped(len(events))
+                    raise
 
 
 def _write(conn: Connection, events: list[Event]) -> None:

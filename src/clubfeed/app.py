@@ -28,7 +28,7 @@ from clubfeed.oauth import routes as oauth_routes
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine, write_transaction
 from clubfeed.storage.outages import CommitFailed
-from clubfeed.web import health, pages, problems, ratelimit
+from clubfeed.web import health, logs, metrics, observe, pages, problems, ratelimit
 from clubfeed.web.buckets import Policy, open_buckets
 from clubfeed.web.limits import BodyTooLarge, RequestLimits
 from clubfeed.web.state import AppState, blocking
@@ -47,22 +47,32 @@ Every list pages by an opaque `cursor` (up to 10,000 records a page) and says
 `consistent_until`: start your next `modified_since` window there and you will never
 miss or repeat a change, deletes included. Errors are RFC 9457 problem+json; while the
 database is unavailable, every endpoint answers 503 with Retry-After.
+
+Responses carry `X-Request-ID` (unless the operator turned request logs off): the one
+you sent, if it is 1 to 128 visible ASCII characters, or one made for the request. Quote
+it to the operator when asking about a request.
 """
 
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the API for one process; the database must already be migrated."""
+    meter = metrics.meter(settings)
     engine = make_engine(
-        settings.database_url, pool_size=settings.pool_size, timeout_s=settings.db_timeout_s
+        settings.database_url,
+        pool_size=settings.pool_size,
+        timeout_s=settings.db_timeout_s,
+        poolclass=meter.pool_class(),
     )
+    meter.watch(engine)
     buckets = open_buckets(settings.rate_limit_storage, settings.rate_limit_prefix)
     app_state = AppState(
         settings=settings,
         engine=engine,
-        recorder=Recorder(engine, settings.activity_flush_s),
+        recorder=Recorder(engine, settings.activity_flush_s, meter.activity_dropped),
         login_limit=ratelimit.Limit(buckets, Policy.parse("login", settings.login_rate_limit)),
         token_limit=ratelimit.Limit(buckets, Policy.parse("oauth", settings.token_rate_limit)),
         api_limits=ratelimit.ApiLimits(buckets, settings),
+        meter=meter,
     )
 
     @asynccontextmanager
@@ -76,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         await blocking(app_state.recorder.stop)
         engine.dispose()
+        meter.close()
 
     # FastAPIOffline serves the Swagger UI and ReDoc assets itself: /docs works with
     # no third-party CDN, as on an air-gapped deployment.
@@ -92,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_query_bytes=settings.max_query_bytes,
     )
     app.add_middleware(ratelimit.RateLimitHeaders)
+    observe.install(app, settings, meter)
     app.add_exception_handler(ClubfeedError, problems.domain_error)
     app.add_exception_handler(HTTPException, problems.http_error)
     app.add_exception_handler(BodyTooLarge, problems.body_too_large)
@@ -125,4 +137,6 @@ def create_app(settings: Settings) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` and worker processes: settings from CLUBFEED_* variables."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    logs.configure(settings)
+    return create_app(settings)

@@ -52,6 +52,14 @@ class Settings:
     auth_failure_rate_limit: str = "300/minute"
     rate_limit_prefix: str = "clubfeed"
     db_timeout_s: float = 30.0
+    # Metrics at /metrics: "off", "loopback" (clients on 127.0.0.0/8 or ::1 only, as
+    # uvicorn sees them after trusted proxy headers) or "token" (a bearer token).
+    metrics: str = "loopback"
+    metrics_token: str | None = None
+    # prometheus-client's own variable: where several worker processes share values.
+    metrics_dir: str | None = None
+    log_format: str = "console"
+    access_log: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +83,11 @@ class Settings:
             ),
             rate_limit_prefix=env.get("CLUBFEED_RATE_LIMIT_PREFIX") or cls.rate_limit_prefix,
             db_timeout_s=float(env.get("CLUBFEED_DB_TIMEOUT_S", cls.db_timeout_s)),
+            metrics=(env.get("CLUBFEED_METRICS") or cls.metrics).strip().lower(),
+            metrics_token=env.get("CLUBFEED_METRICS_TOKEN") or None,
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            log_format=(env.get("CLUBFEED_LOG_FORMAT") or cls.log_format).strip().lower(),
+            access_log=_flag(env.get("CLUBFEED_ACCESS_LOG")) is not False,
         )
 
 

@@ -19,7 +19,7 @@ from clubfeed.feed import queries
 from clubfeed.ingest.validate import RecordId, check_id, decode
 from clubfeed.timefmt import format_us
 from clubfeed.web.callers import as_reader
-from clubfeed.web.state import signer
+from clubfeed.web.state import signer, state
 
 JSON = "application/json"
 
@@ -75,6 +75,7 @@ def router(resource: Resource) -> APIRouter:
     )
     async def list_records(request: Request) -> Response:
         cursor_signer = signer(request)
+        meter = state(request).meter
 
         def work(conn: Connection, business_id: int, _body: bytes) -> Response:
             parsed = params.parse(resource, request.query_params)
@@ -82,6 +83,7 @@ def router(resource: Resource) -> APIRouter:
                 items, missing = queries.lookup(
                     conn, business_id=business_id, resource=resource, ids=parsed.ids
                 )
+                meter.served(resource.name, len(set(parsed.ids)) - len(missing))
                 return Response(_lookup_body(items, missing), media_type=JSON)
             page = queries.list_page(
                 conn,
@@ -92,6 +94,7 @@ def router(resource: Resource) -> APIRouter:
                 limit=parsed.limit,
                 cursor=parsed.cursor,
             )
+            meter.served(resource.name, page.count)
             return _page_response(request, page)
 
         return await as_reader(request, resource.name, work)
@@ -103,11 +106,14 @@ def router(resource: Resource) -> APIRouter:
         summary=f"Look up {resource.name} by id",
     )
     async def lookup(request: Request) -> Response:
+        meter = state(request).meter
+
         def work(conn: Connection, business_id: int, body: bytes) -> Response:
             ids = _lookup_ids(body)
             items, missing = queries.lookup(
                 conn, business_id=business_id, resource=resource, ids=ids
             )
+            meter.served(resource.name, len(set(ids)) - len(missing))
             return Response(_lookup_body(items, missing), media_type=JSON)
 
         return await as_reader(request, resource.name, work, with_body=True)
@@ -135,6 +141,7 @@ def router(resource: Resource) -> APIRouter:
                     f"{resource.name} record {record_id!r} was deleted; "
                     "range queries return its tombstone."
                 )
+            state(request).meter.served(resource.name, 1)
             return Response(body.encode(), media_type=JSON)
 
         return await as_reader(request, resource.name, work)

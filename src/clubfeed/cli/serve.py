@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import click
-from rich.markup import escape
 
-from clubfeed.cli.context import Context, err, pass_context
+from clubfeed.cli.context import Context, pass_context
 from clubfeed.storage.migrate import current_revision, head_revision, known_revision
 
 
@@ -57,12 +57,19 @@ def serve(ctx: Context, host: str, port: int, workers: int, forwarded_allow_ips:
     """
     import uvicorn
 
+    from clubfeed.web.serving import prepare
+
+    try:
+        logging_options = prepare(ctx.settings, workers)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     if (problem := schema_problem(ctx)) is not None:
         raise SchemaNotReady(problem)
     ctx.close()
     os.environ["CLUBFEED_DATABASE_URL"] = ctx.settings.database_url
-    err().print(
-        f"clubfeed serving {escape(ctx.safe_url)} on http://{host}:{port} "
+    # A log line, so that with CLUBFEED_LOG_FORMAT=json every line on stderr is JSON.
+    logging.getLogger("clubfeed").info(
+        f"clubfeed serving {ctx.safe_url} on http://{host}:{port} "
         f"(docs at http://{host}:{port}/docs)"
     )
     uvicorn.run(
@@ -75,4 +82,5 @@ def serve(ctx: Context, host: str, port: int, workers: int, forwarded_allow_ips:
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
         h11_max_incomplete_event_size=256 * 1024,
+        **logging_options,
     )

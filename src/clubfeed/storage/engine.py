@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import Pool
 
 from clubfeed.settings import Settings
 from clubfeed.storage.outages import CommitFailed
@@ -29,14 +30,24 @@ DEFAULT_TIMEOUT_S = Settings.db_timeout_s
 _MIN_CONNECT_TIMEOUT_S = 2
 
 
-def make_engine(url: str, *, pool_size: int = 10, timeout_s: float = DEFAULT_TIMEOUT_S) -> Engine:
-    """An engine for `url` (`sqlite:///file.db` or `postgresql+psycopg://…`)."""
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    poolclass: type[Pool] | None = None,
+) -> Engine:
+    """An engine for `url` (`sqlite:///file.db` or `postgresql+psycopg://…`).
+
+    `poolclass` None is SQLAlchemy's choice: a QueuePool for PostgreSQL and SQLite files.
+    """
     parsed = make_url(url)
     options: dict[str, Any] = {
         "pool_size": pool_size,
         "max_overflow": pool_size,
         "pool_timeout": timeout_s,
         "hide_parameters": True,
+        "poolclass": poolclass,
     }
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": timeout_s}, **options)

@@ -22,7 +22,7 @@ from clubfeed.errors import ClubfeedError
 from clubfeed.storage import outages
 from clubfeed.storage.engine import read_connection
 from clubfeed.timefmt import now_us
-from clubfeed.web.problems import status_for
+from clubfeed.web.rfc9457 import status_for
 from clubfeed.web.state import blocking, state
 
 T = TypeVar("T")
@@ -56,14 +56,14 @@ async def as_reader(
 
         def authenticate() -> guard.Reader:
             with read_connection(app_state.engine) as conn:
-                return admit(conn)
+                return _noted(request, admit(conn))
 
         who = await blocking(authenticate)
         body = await request.body()
 
     def run() -> T:
         with read_connection(app_state.engine) as conn:
-            reader = who or admit(conn)
+            reader = who or _noted(request, admit(conn))
             status = 200
             try:
                 return work(conn, reader.business_id, body)
@@ -102,4 +102,13 @@ async def writer(request: Request) -> int:
         limits.write(request, business_id)
         return business_id
 
-    return await blocking(authenticate)
+    business_id = await blocking(authenticate)
+    request.state.business_id = business_id
+    return business_id
+
+
+def _noted(request: Request, reader: guard.Reader) -> guard.Reader:
+    """Put the reader's ids on the request, for its log line (`web.observe`)."""
+    request.state.business_id = reader.business_id
+    request.state.integrator_id = reader.integrator_id
+    return reader

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from clubfeed.storage.migrate import schema_status
-from clubfeed.web.problems import PROBLEM_JSON, problem_response
+from clubfeed.web.rfc9457 import PROBLEM_JSON, problem_response
 from clubfeed.web.state import read
 
 router = APIRouter(tags=["service"])

@@ -6,7 +6,7 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clubfeed.web.problems import problem_response
+from clubfeed.web.rfc9457 import problem_response
 
 
 class RequestLimits:

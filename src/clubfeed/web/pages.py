@@ -172,7 +172,11 @@ async def current_session(request: Request) -> sessions.Session | None:
         with read_connection(engine) as conn:
             return sessions.find(conn, token)
 
-    return await blocking(find)
+    session = await blocking(find)
+    if session is not None:
+        # For the request's log line (`web.observe`).
+        request.state.business_id = session.admin.business_id
+    return session
 
 
 def csrf_ok(expected: str | None, sent: object) -> bool:

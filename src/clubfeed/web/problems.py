@@ -1,8 +1,7 @@
-"""RFC 9457 problem details: the one error shape every endpoint answers with.
+"""The app's exception handlers: every error answered in the one shape (`web.rfc9457`).
 
-Domain errors know nothing of HTTP; `status_for` maps them to statuses by class,
-walking the hierarchy, so a new subclass answers like its parent until it is given
-a status of its own. Database errors that mean "unavailable for now" (as
+Domain errors know nothing of HTTP; `rfc9457.status_for` maps them to statuses by
+class. Database errors that mean "unavailable for now" (as
 `storage.outages` decides) answer 503 with Retry-After, in the shape of the surface
 asked: problem+json for the API, RFC 6749 JSON for the OAuth client endpoints, an
 HTML page for the console and the consent page. Any other database error is a bug
@@ -12,7 +11,6 @@ and reaches the catch-all 500.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 
 import msgspec
 from fastapi import Request
@@ -22,68 +20,12 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from clubfeed import catalogue
-from clubfeed.errors import (
-    BadRequest,
-    ClubfeedError,
-    Forbidden,
-    HistoryPurged,
-    HistoryRewound,
-    IdempotencyReused,
-    InvalidInput,
-    NotFound,
-    Unauthenticated,
-)
+from clubfeed.errors import ClubfeedError, Forbidden, NotFound, Unauthenticated
 from clubfeed.storage import outages
 from clubfeed.web import pages
+from clubfeed.web.rfc9457 import problem_response, status_for
 
 log = logging.getLogger(__name__)
-
-PROBLEM_JSON = "application/problem+json"
-MAX_LISTED_ERRORS = 100
-
-STATUS: dict[type[ClubfeedError], int] = {
-    ClubfeedError: 400,
-    BadRequest: 400,
-    Unauthenticated: 401,
-    Forbidden: 403,
-    NotFound: 404,
-    HistoryPurged: 410,
-    HistoryRewound: 410,
-    InvalidInput: 422,
-    IdempotencyReused: 422,
-}
-
-
-def problem_response(
-    status: int,
-    title: str,
-    detail: str,
-    *,
-    slug: str,
-    errors: list[dict[str, object]] | None = None,
-    headers: Mapping[str, str] | None = None,
-    extensions: Mapping[str, object] | None = None,
-) -> Response:
-    body: dict[str, object] = {
-        "type": f"/problems/{slug}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        **(extensions or {}),
-    }
-    if errors:
-        body["errors"] = errors[:MAX_LISTED_ERRORS]
-        if len(errors) > MAX_LISTED_ERRORS:
-            body["errors_not_listed"] = len(errors) - MAX_LISTED_ERRORS
-    return Response(msgspec.json.encode(body), status, headers=headers, media_type=PROBLEM_JSON)
-
-
-def status_for(exc: ClubfeedError) -> int:
-    """The HTTP status of a domain error: that of its nearest class with one."""
-    for cls in type(exc).__mro__:
-        if issubclass(cls, ClubfeedError) and cls in STATUS:
-            return STATUS[cls]
-    return STATUS[ClubfeedError]
 
 
 def domain_error(_request: Request, exc: Exception) -> Response:
@@ -278,3 +220,12 @@ def _page_unavailable(
         retry_url=retry_url,
         headers=headers,
     )
+
+
+def client_disconnected(_request: Request, _exc: Exception) -> Response:
+    """The client left before its request was read: nobody is left to answer.
+
+    The status is nginx's 499 ("client closed request"), seen only in logs and metrics;
+    without this handler the disconnect would surface as a 500 and an error traceback.
+    """
+    return Response(status_code=499)

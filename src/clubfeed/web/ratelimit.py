@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from clubfeed.errors import Unauthenticated
 from clubfeed.settings import Settings
 from clubfeed.web.buckets import Buckets, Policy, Verdict
-from clubfeed.web.problems import problem_response
+from clubfeed.web.rfc9457 import problem_response
 
 __all__ = ["ApiLimits", "Limit", "RateLimitHeaders", "RateLimited", "too_many_requests"]
 

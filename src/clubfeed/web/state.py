@@ -7,8 +7,8 @@ thread pool; `read` and `write` are the one place a request meets a connection.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fastapi import Request
 from sqlalchemy import Connection, Engine
@@ -18,9 +18,8 @@ from clubfeed.activity import Recorder
 from clubfeed.feed.cursor import CursorSigner
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import read_connection, write_transaction
-
-if TYPE_CHECKING:  # ratelimit answers with problems, whose pages need this module
-    from clubfeed.web.ratelimit import ApiLimits, Limit
+from clubfeed.web.metrics import Meter
+from clubfeed.web.ratelimit import ApiLimits, Limit
 
 T = TypeVar("T")
 
@@ -36,6 +35,7 @@ class AppState:
     token_limit: Limit
     api_limits: ApiLimits
     signer: CursorSigner | None = None
+    meter: Meter = field(default_factory=Meter)
 
 
 def state(request: Request) -> AppState:
