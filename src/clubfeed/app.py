@@ -28,7 +28,9 @@ from clubfeed.ratelimit import Limit, limiter
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine, write_transaction
 from clubfeed.web import pages, problems
-from clubfeed.web.limits import BodyTooLarge, RequestLimits
+from clubfeed.web.headers import ApiHeaders
+from clubfeed.web.hosts import AllowedHosts
+from clubfeed.web.limits import BodyStalled, BodyTooLarge, RequestLimits
 from clubfeed.web.state import AppState, blocking
 
 DESCRIPTION = """
@@ -84,10 +86,14 @@ def create_app(settings: Settings) -> FastAPI:
         RequestLimits,
         max_body_bytes=settings.max_body_bytes,
         max_query_bytes=settings.max_query_bytes,
+        body_timeout_s=settings.body_timeout_s,
     )
+    app.add_middleware(ApiHeaders)
+    app.add_middleware(AllowedHosts, allowed=settings.allowed_hosts, public_url=settings.public_url)
     app.add_exception_handler(ClubfeedError, problems.domain_error)
     app.add_exception_handler(HTTPException, problems.http_error)
     app.add_exception_handler(BodyTooLarge, problems.body_too_large)
+    app.add_exception_handler(BodyStalled, problems.body_stalled)
     app.add_exception_handler(Exception, problems.unexpected_error)
 
     @app.get("/healthz", tags=["service"], summary="Liveness: answers 200 without credentials")

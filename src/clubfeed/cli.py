@@ -95,29 +95,28 @@ def main(ctx: click.Context, database_url: str | None) -> None:
     envvar="FORWARDED_ALLOW_IPS",
     default="127.0.0.1",
     show_default=True,
-    help="Proxies whose X-Forwarded-Proto/For are trusted (comma-separated, or *), so that "
+    help="Proxies whose X-Forwarded-Proto/For/Host are trusted (comma-separated, or *), so that "
     "Link headers and OAuth metadata carry the public https URL.",
 )
 @pass_context
 def serve(ctx: Context, host: str, port: int, workers: int, forwarded_allow_ips: str) -> None:
-    """Serve the HTTP API (run `clubfeed db upgrade` first)."""
-    import uvicorn
+    """Serve the HTTP API (run `clubfeed db upgrade` first).
+
+    Timeouts, the connection limit and the shutdown grace come from CLUBFEED_* settings.
+    """
+    from clubfeed.web import serving
 
     os.environ["CLUBFEED_DATABASE_URL"] = ctx.settings.database_url
     err.print(
         f"clubfeed serving {escape(_safe_url(ctx.settings.database_url))} on http://{host}:{port} "
         f"(docs at http://{host}:{port}/docs)"
     )
-    uvicorn.run(
-        "clubfeed.app:app_from_env",
-        factory=True,
+    serving.serve(
+        ctx.settings,
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
-        proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
-        h11_max_incomplete_event_size=256 * 1024,
     )
 
 

@@ -42,6 +42,17 @@ class Settings:
     authorization_code_ttl_s: int = 60
     activity_flush_s: float = 1.0
     public_url: str | None = None
+    # Edge limits (web/serving.py): a client that stalls is closed within 30 s, SIGTERM
+    # waits for in-flight requests at most the grace, and each process holds at most
+    # max_connections connections (answering 503 beyond).
+    header_timeout_s: int = 10
+    body_timeout_s: int = 20
+    keepalive_timeout_s: int = 5
+    max_connections: int = 1000
+    shutdown_grace_s: int = 20
+    # Host names (port ignored; "*.example.com" or "*" allowed) whose Host header is
+    # answered; the public URL's host is added. Loopback by default, so `make run` works.
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +69,14 @@ class Settings:
             login_rate_limit=env.get("CLUBFEED_LOGIN_RATE_LIMIT") or cls.login_rate_limit,
             token_rate_limit=env.get("CLUBFEED_TOKEN_RATE_LIMIT") or cls.token_rate_limit,
             public_url=env.get("CLUBFEED_PUBLIC_URL") or None,
+            header_timeout_s=_positive(env, "CLUBFEED_HEADER_TIMEOUT", cls.header_timeout_s),
+            body_timeout_s=_positive(env, "CLUBFEED_BODY_TIMEOUT", cls.body_timeout_s),
+            keepalive_timeout_s=_positive(
+                env, "CLUBFEED_KEEPALIVE_TIMEOUT", cls.keepalive_timeout_s
+            ),
+            max_connections=_positive(env, "CLUBFEED_MAX_CONNECTIONS", cls.max_connections),
+            shutdown_grace_s=_positive(env, "CLUBFEED_SHUTDOWN_GRACE", cls.shutdown_grace_s),
+            allowed_hosts=_names(env.get("CLUBFEED_ALLOWED_HOSTS")) or cls.allowed_hosts,
         )
 
 
@@ -65,3 +84,15 @@ def _flag(value: str | None) -> bool | None:
     if value is None or value == "":
         return None
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    """A positive whole number, or the default when unset."""
+    value = int(env.get(name) or default)
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+def _names(value: str | None) -> tuple[str, ...]:
+    return tuple(name.strip().lower() for name in (value or "").split(",") if name.strip())

@@ -27,6 +27,7 @@ from clubfeed.errors import (
     NotFound,
     Unauthenticated,
 )
+from clubfeed.web.headers import PRIVATE
 
 PROBLEM_JSON = "application/problem+json"
 MAX_LISTED_ERRORS = 100
@@ -62,6 +63,7 @@ def problem_response(
         body["errors"] = errors[:MAX_LISTED_ERRORS]
         if len(errors) > MAX_LISTED_ERRORS:
             body["errors_not_listed"] = len(errors) - MAX_LISTED_ERRORS
+    headers = {**PRIVATE, **(headers or {})}
     return Response(msgspec.json.encode(body), status, headers=headers, media_type=PROBLEM_JSON)
 
 
@@ -144,6 +146,12 @@ def _allowed_methods(request: Request) -> str:
 
 def body_too_large(_request: Request, exc: Exception) -> Response:
     return problem_response(413, "Content too large", str(exc), slug="content-too-large")
+
+
+def body_stalled(_request: Request, exc: Exception) -> Response:
+    return problem_response(
+        408, "Request timeout", str(exc), slug="request-timeout", headers={"Connection": "close"}
+    )
 
 
 def unexpected_error(_request: Request, _exc: Exception) -> Response:
