@@ -18,7 +18,7 @@ from typing import Any
 
 import uvicorn
 from starlette.responses import Response
-from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
+from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -28,6 +28,8 @@ from clubfeed.settings import Settings
 from clubfeed.web.problems import problem_response
 
 FACTORY = "clubfeed.app:app_from_env"
+# httptools buffers a head whole, however long: bound it (the longest query is 60 KiB).
+MAX_HEAD_BYTES = 128 * 1024
 # File descriptors a process needs beyond its client connections: database pool, logs, files.
 SPARE_FDS = 256
 
@@ -79,6 +81,7 @@ class EdgeProtocol(HttpToolsProtocol):
     The deadline runs from a new connection's start, or from the first byte after a
     response (until then uvicorn's keep-alive timer runs), to the head's end; then the
     connection is closed unanswered, as a stalled client would not read an answer.
+    A head over MAX_HEAD_BYTES gets 431, since httptools would buffer it without end.
     Requests beyond the connection limit get a problem+json 503 with Retry-After,
     not uvicorn's plain-text one. On shutdown, a request whose body has still not
     arrived when the grace ends gets a 503 too, where uvicorn would cancel it into a
@@ -94,6 +97,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self.shutdown_grace = config.timeout_graceful_shutdown
         self.head_timer: asyncio.TimerHandle | None = None
         self.between_requests = False
+        self.head_bytes = 0  # received while a head is incomplete
+        self.head_size = 0  # of the current head, as parsed
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -108,12 +113,33 @@ class EdgeProtocol(HttpToolsProtocol):
             self.between_requests = False
             self._await_head()
         super().data_received(data)
+        if self.head_timer is not None:
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+                self.transport.write(_raw(_HEAD_TOO_LARGE))
+                self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self.head_size += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self.head_size += len(name) + len(value) + 4
 
     def on_headers_complete(self) -> None:
         self._head_arrived()
         limit = self.max_connections
-        busy = limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit)
-        self.app = _busy if busy else self.config.loaded_app
+        if self.head_size > MAX_HEAD_BYTES:
+            self.app = _head_too_large
+        elif limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit):
+            self.app = _busy
+        else:
+            self.app = self.config.loaded_app
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -138,6 +164,7 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def _await_head(self) -> None:
         self._head_arrived()
+        self.head_bytes = 0
         self.head_timer = self.loop.call_later(self.header_timeout, self._head_too_slow)
 
     def _head_arrived(self) -> None:
@@ -151,21 +178,27 @@ class EdgeProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-_BUSY = problem_response(
-    503,
-    "Service unavailable",
-    "This server process is at its connection limit; retry in a second.",
-    slug="service-unavailable",
-    headers={"Retry-After": "1", "Connection": "close"},
+def _unavailable(detail: str) -> Response:
+    return problem_response(
+        503,
+        "Service unavailable",
+        detail,
+        slug="service-unavailable",
+        headers={"Retry-After": "1", "Connection": "close"},
+    )
+
+
+_BUSY = _unavailable("This server process is at its connection limit; retry in a second.")
+_SHUTTING_DOWN = _unavailable(
+    "This server is shutting down and the request body had not arrived; retry."
 )
-
-
-_SHUTTING_DOWN = problem_response(
-    503,
-    "Service unavailable",
-    "This server is shutting down and the request body had not arrived; retry.",
-    slug="service-unavailable",
-    headers={"Retry-After": "1", "Connection": "close"},
+_HEAD_TOO_LARGE = problem_response(
+    431,
+    "Request header fields too large",
+    f"The request line and headers are over {MAX_HEAD_BYTES:,} bytes; "
+    "send long id lists to POST /v1/<resource>/lookup instead.",
+    slug="headers-too-large",
+    headers={"Connection": "close"},
 )
 
 
@@ -177,9 +210,21 @@ def _raw(response: Response) -> bytes:
     return b"".join([*head, b"\r\n", bytes(response.body)])
 
 
-async def _busy(_scope: Scope, _receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
-    await send({"type": "http.response.start", "status": 503, "headers": _BUSY.raw_headers})
-    await send({"type": "http.response.body", "body": bytes(_BUSY.body), "more_body": False})
+def _answer(response: Response) -> ASGI3Application:
+    """An ASGI app that sends `response`, for requests the app itself must not see."""
+
+    async def app(_scope: Scope, _receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        start = response.raw_headers
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": start}
+        )
+        await send({"type": "http.response.body", "body": bytes(response.body), "more_body": False})
+
+    return app
+
+
+_busy = _answer(_BUSY)
+_head_too_large = _answer(_HEAD_TOO_LARGE)
 
 
 def config(app: Any, settings: Settings, *, host: str, port: int, **options: Any) -> EdgeConfig:
