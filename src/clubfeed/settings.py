@@ -18,8 +18,9 @@ class Settings:
     None means: mark the session cookie Secure whenever the request came over https.
     Rate limits use the `limits` library's notation ("10/minute"); its storage is
     memory:// for one process, redis://host:6379 for several. `public_url` is where
-    clients reach the API (https://api.vendor.example): the OAuth metadata names it as
-    issuer, since a Host header is the client's to choose; unset, the request's URL is used.
+    clients reach the API (https://api.vendor.example): Link headers and the OAuth issuer
+    start with it, since a Host header is the client's to choose; unset, they use the
+    request's URL, whose Host must then be one of `allowed_hosts` (web/hosts.py).
     """
 
     database_url: str = DEFAULT_DATABASE_URL
