@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -69,8 +70,19 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Tenant]:
 
 
 @contextmanager
-def serve(url: str, tmp_path: Path, **settings: str) -> Iterator[Served]:
-    """`clubfeed serve` with these CLUBFEED_* settings, once it answers /healthz."""
+def serve(
+    url: str, tmp_path: Path, *, open_files: int | None = None, **settings: str
+) -> Iterator[Served]:
+    """`clubfeed serve` with these CLUBFEED_* settings, once it answers /healthz.
+
+    `open_files` starts it with that soft limit on open files (as systemd's 1,024 would).
+    """
+
+    def limit_open_files() -> None:
+        if open_files is not None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLUBFEED_")}
     env.update({f"CLUBFEED_{name.upper()}": value for name, value in settings.items()})
     env["CLUBFEED_DATABASE_URL"] = url
@@ -78,7 +90,11 @@ def serve(url: str, tmp_path: Path, **settings: str) -> Iterator[Served]:
     log = tmp_path / "serve.log"
     with log.open("w") as stderr:
         process = subprocess.Popen(
-            [str(CLUBFEED), "serve", "--port", str(port)], env=env, stdout=stderr, stderr=stderr
+            [str(CLUBFEED), "serve", "--port", str(port)],
+            env=env,
+            stdout=stderr,
+            stderr=stderr,
+            preexec_fn=limit_open_files,
         )
     served = Served(process, port, log)
     try:
@@ -202,7 +218,8 @@ def test_a_thousand_stalled_connections_neither_starve_nor_stay(
     database: tuple[str, Tenant], tmp_path: Path
 ) -> None:
     url, tenant = database
-    with serve(url, tmp_path, header_timeout="3", max_connections="1010") as server:
+    # Started with room for 512 open files, it raises its own limit to fit 1,010 connections.
+    with serve(url, tmp_path, open_files=512, header_timeout="3", max_connections="1010") as server:
         stalled = {str(i): server.connect(PARTIAL_HEAD) for i in range(1000)}
         start = time.monotonic()
         served = server.get("/v1/locations", headers=tenant.read_headers)
