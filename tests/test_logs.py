@@ -227,14 +227,14 @@ def test_clients_that_leave_early_are_info_not_errors(
 
     page = _raw(
         logged,
-        "GET /v1/checkins?limit=10000 HTTP/1.1\r\nHost: t\r\nX-Request-ID: leaves-mid-page\r\n"
+        "GET /v1/checkins?limit=10000 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-ID: leaves-mid-page\r\n"
         f"{credentials}\r\n",
     )
     assert page.recv(4096).startswith(b"HTTP/1.1 200 OK")
     _reset(page)
     upload = _raw(
         logged,
-        "POST /v1/checkins/batch HTTP/1.1\r\nHost: t\r\nX-Request-ID: leaves-mid-body\r\n"
+        "POST /v1/checkins/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-ID: leaves-mid-body\r\n"
         f"Content-Type: application/json\r\nContent-Length: 1000000\r\n{ingest}\r\n",
         b'{"upsert": [' + msgspec.json.encode(record("checkins", "c-x", REFS)),
     )

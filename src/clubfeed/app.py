@@ -30,7 +30,9 @@ from clubfeed.storage.engine import make_engine, write_transaction
 from clubfeed.storage.outages import CommitFailed
 from clubfeed.web import health, logs, metrics, observe, pages, problems, ratelimit
 from clubfeed.web.buckets import Policy, open_buckets
-from clubfeed.web.limits import BodyTooLarge, RequestLimits
+from clubfeed.web.headers import ApiHeaders
+from clubfeed.web.hosts import AllowedHosts
+from clubfeed.web.limits import BodyStalled, BodyTooLarge, RequestLimits
 from clubfeed.web.state import AppState, blocking
 
 DESCRIPTION = """
@@ -101,12 +103,16 @@ def create_app(settings: Settings) -> FastAPI:
         RequestLimits,
         max_body_bytes=settings.max_body_bytes,
         max_query_bytes=settings.max_query_bytes,
+        body_timeout_s=settings.body_timeout_s,
     )
     app.add_middleware(ratelimit.RateLimitHeaders)
+    app.add_middleware(ApiHeaders)
+    app.add_middleware(AllowedHosts, allowed=settings.allowed_hosts, public_url=settings.public_url)
     observe.install(app, settings, meter)
     app.add_exception_handler(ClubfeedError, problems.domain_error)
     app.add_exception_handler(HTTPException, problems.http_error)
     app.add_exception_handler(BodyTooLarge, problems.body_too_large)
+    app.add_exception_handler(BodyStalled, problems.body_stalled)
     app.add_exception_handler(ratelimit.RateLimited, ratelimit.too_many_requests)
     app.add_exception_handler(SQLAlchemyError, problems.database_error)
     app.add_exception_handler(CommitFailed, problems.database_error)

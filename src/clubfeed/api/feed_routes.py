@@ -19,6 +19,7 @@ from clubfeed.feed import queries
 from clubfeed.ingest.validate import RecordId, check_id, decode
 from clubfeed.timefmt import format_us
 from clubfeed.web.callers import as_reader
+from clubfeed.web.hosts import public_url
 from clubfeed.web.state import signer, state
 
 JSON = "application/json"
@@ -60,7 +61,7 @@ def _page_response(request: Request, page: queries.Page) -> Response:
     headers = {}
     if page.next_cursor is not None:
         headers["Link"] = (
-            f'<{request.url.include_query_params(cursor=page.next_cursor)}>; rel="next"'
+            f'<{public_url(request).include_query_params(cursor=page.next_cursor)}>; rel="next"'
         )
     return Response(body, headers=headers, media_type=JSON)
 

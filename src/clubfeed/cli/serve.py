@@ -45,7 +45,7 @@ def schema_problem(ctx: Context) -> str | None:
     envvar="FORWARDED_ALLOW_IPS",
     default="127.0.0.1",
     show_default=True,
-    help="Proxies whose X-Forwarded-Proto/For are trusted (comma-separated, or *), so that "
+    help="Proxies whose X-Forwarded-Proto/For/Host are trusted (comma-separated, or *), so that "
     "Link headers and OAuth metadata carry the public https URL.",
 )
 @pass_context
@@ -53,14 +53,13 @@ def serve(ctx: Context, host: str, port: int, workers: int, forwarded_allow_ips:
     """Serve the HTTP API.
 
     Refuses to start, with exit status 2, unless the database's schema is the one
-    this version needs (run `clubfeed db upgrade` first).
+    this version needs (run `clubfeed db upgrade` first). Timeouts, the connection limit
+    and the shutdown grace come from CLUBFEED_* settings.
     """
-    import uvicorn
-
-    from clubfeed.web.serving import prepare
+    from clubfeed.web import serving
 
     try:
-        logging_options = prepare(ctx.settings, workers)
+        logging_options = serving.prepare(ctx.settings, workers)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     if (problem := schema_problem(ctx)) is not None:
@@ -72,15 +71,11 @@ def serve(ctx: Context, host: str, port: int, workers: int, forwarded_allow_ips:
         f"clubfeed serving {ctx.safe_url} on http://{host}:{port} "
         f"(docs at http://{host}:{port}/docs)"
     )
-    uvicorn.run(
-        "clubfeed.app:app_from_env",
-        factory=True,
+    serving.serve(
+        ctx.settings,
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
-        proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
-        h11_max_incomplete_event_size=256 * 1024,
         **logging_options,
     )

@@ -110,6 +110,12 @@ def body_too_large(_request: Request, exc: Exception) -> Response:
     return problem_response(413, "Content too large", str(exc), slug="content-too-large")
 
 
+def body_stalled(_request: Request, exc: Exception) -> Response:
+    return problem_response(
+        408, "Request timeout", str(exc), slug="request-timeout", headers={"Connection": "close"}
+    )
+
+
 def unexpected_error(_request: Request, exc: Exception) -> Response:
     outcome = (
         "this write may or may not have been saved"

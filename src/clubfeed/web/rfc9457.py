@@ -24,6 +24,7 @@ from clubfeed.errors import (
     NotFound,
     Unauthenticated,
 )
+from clubfeed.web.headers import PRIVATE
 
 PROBLEM_JSON = "application/problem+json"
 MAX_LISTED_ERRORS = 100
@@ -62,6 +63,7 @@ def problem_response(
         body["errors"] = errors[:MAX_LISTED_ERRORS]
         if len(errors) > MAX_LISTED_ERRORS:
             body["errors_not_listed"] = len(errors) - MAX_LISTED_ERRORS
+    headers = {**PRIVATE, **(headers or {})}
     return Response(msgspec.json.encode(body), status, headers=headers, media_type=PROBLEM_JSON)
 
 
