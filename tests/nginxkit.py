@@ -4,6 +4,7 @@ that reach it from any loopback address under the site's name."""
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import socket
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography import x509
@@ -76,8 +78,7 @@ def main_conf(directory: Path, site: Path) -> str:
     return (
         f"{user}\nworker_processes 1;\npid {directory / 'nginx.pid'};\n"
         f"error_log {directory / 'error.log'} info;\nevents {{ worker_connections 256; }}\n"
-        "http {\n    log_format ids '$remote_addr $clubfeed_request_id';\n"
-        f"    access_log {directory / 'access.log'} ids;\n{temp}    include {site};\n}}\n"
+        f"http {{\n    access_log {directory / 'other.log'};\n{temp}    include {site};\n}}\n"
     )
 
 
@@ -115,6 +116,22 @@ class Proxy:
         sock = socket.create_connection(("127.0.0.1", self.port), 10, (address, 0))
         return self.tls().wrap_socket(sock, server_hostname=NAME)
 
+    def access_line(self, request_id: str) -> dict[str, Any]:
+        """nginx's access line of the request with this id, once nginx has written it."""
+        deadline = time.monotonic() + 10
+        while True:
+            text = (self.directory / "access.log").read_text()
+            found = [
+                line
+                for line in map(json.loads, text.splitlines())
+                if line["request_id"] == request_id
+            ]
+            if found:
+                assert len(found) == 1, found
+                return found[0]
+            assert time.monotonic() < deadline, text
+            time.sleep(0.05)
+
     def logs(self) -> str:
         names = ("nginx.stderr", "error.log")
         return "\n".join(
@@ -137,6 +154,7 @@ def nginx(directory: Path, port: int, upstream_port: int) -> Iterator[Proxy]:
                 "CLUBFEED_TLS_CERT": str(cert),
                 "CLUBFEED_TLS_KEY": str(key),
                 "CLUBFEED_UPSTREAM": f"127.0.0.1:{upstream_port}",
+                "CLUBFEED_ACCESS_LOG": str(directory / "access.log"),
             },
         )
     )
