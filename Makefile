@@ -32,10 +32,13 @@ lint: $(TOOLING)
 	$(BIN)/mypy
 
 # tests/test_feed_skew.py runs one API process an hour behind under libfaketime;
-# tests/test_browser.py drives Debian's Chromium (never a downloaded browser).
+# tests/test_browser.py drives Debian's Chromium (never a downloaded browser);
+# tests/test_deploy_nginx.py runs Debian's nginx with the site in deploy/ (a package that
+# starts its default site on port 80 where no policy-rc.d forbids it is stopped again).
 unit: $(TOOLING)
 	@command -v faketime >/dev/null || { apt-get update -qq && apt-get install -y -qq faketime; }
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@test -x /usr/sbin/nginx || { apt-get update -qq && apt-get install -y -qq nginx && { /usr/sbin/nginx -s quit 2>/dev/null || true; }; }
 	$(BIN)/pytest
 
 test: lint unit
