@@ -36,8 +36,10 @@ ID_SCHEMA = {
     "type": "string",
     "minLength": 1,
     "maxLength": catalogue.MAX_ID_LENGTH,
-    "description": "The POS's own key",
+    "pattern": catalogue.ID_PATTERN,
+    "description": "The POS's own key: no control characters; batch and lookup are reserved",
 }
+LISTED_ID_SCHEMA = {**ID_SCHEMA, "pattern": catalogue.id_pattern(also_excluding=",")}
 UTC_SCHEMA = {
     "type": "string",
     "format": "date-time",
