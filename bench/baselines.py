@@ -1,8 +1,8 @@
 """The floor: the database building the same page's JSON itself, fetched by a plain client.
 
 Field for field the records clubfeed serves, times formatted by the database:
-`checked_in_at` in its location's offset at that instant, created_at and
-modified_at in UTC, all with microseconds. PostgreSQL converts with its own time
+`checked_in_at` in its location's offset at that instant (in UTC where that offset
+is not a whole minute), created_at and modified_at in UTC, all with microseconds. PostgreSQL converts with its own time
 zone rules (`AT TIME ZONE`). SQLite has no time zone database, so it joins a small
 table of each location's offset spans over the data's year, built here from
 zoneinfo; `run` checks both baselines against clubfeed's pages record by record.
@@ -38,10 +38,10 @@ _PG_RANGE = f"""
 PG_PAGE = f"""
 SELECT json_agg(json_build_object(
     'id', p.id,
-    'checked_in_at', to_char(t.local, 'YYYY-MM-DD"T"HH24:MI:SS.US')
-        || CASE WHEN t.offset_s < 0 THEN '-' ELSE '+' END
-        || to_char(abs(t.offset_s) / 3600, 'FM00') || ':'
-        || to_char(mod(abs(t.offset_s), 3600) / 60, 'FM00'),
+    'checked_in_at', to_char(r.local, 'YYYY-MM-DD"T"HH24:MI:SS.US')
+        || CASE WHEN r.offset_s < 0 THEN '-' ELSE '+' END
+        || to_char(abs(r.offset_s) / 3600, 'FM00') || ':'
+        || to_char(mod(abs(r.offset_s), 3600) / 60, 'FM00'),
     'location_id', p.location_id,
     'membership_id', p.membership_id,
     'user_id', p.user_id,
@@ -57,6 +57,11 @@ CROSS JOIN LATERAL (
            extract(epoch FROM ((u.utc AT TIME ZONE 'UTC') AT TIME ZONE l.timezone) - u.utc)::int
                AS offset_s
 ) AS t
+-- RFC 3339 offsets are whole minutes: one with seconds (local mean time) is shown in UTC.
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN mod(t.offset_s, 60) = 0 THEN t.local ELSE u.utc END AS local,
+           CASE WHEN mod(t.offset_s, 60) = 0 THEN t.offset_s ELSE 0 END AS offset_s
+) AS r
 """
 
 # The same records with times left as integer µs: what the database needs to hand the
@@ -211,10 +216,13 @@ def _offset_at(zone: ZoneInfo, us: int) -> timedelta:
     return offset
 
 
-def _offset_text(offset: timedelta) -> str:
+def _rendered(offset: timedelta) -> tuple[int, str]:
+    """The offset a time is shown in, as (µs, "+hh:mm"): UTC when not a whole minute, as clubfeed does."""
+    if offset % timedelta(minutes=1):
+        return 0, "+00:00"
     minutes = int(offset.total_seconds()) // 60
     sign = "-" if minutes < 0 else "+"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    return offset // _ONE_US, f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def offset_spans(zone: ZoneInfo) -> list[tuple[int, int, int, str]]:
@@ -234,7 +242,7 @@ def offset_spans(zone: ZoneInfo) -> list[tuple[int, int, int, str]]:
         while high - low > 1:
             middle = (low + high) // 2
             low, high = (middle, high) if _offset_at(zone, middle) == current else (low, middle)
-        spans.append((span_start, high, current // _ONE_US, _offset_text(current)))
+        spans.append((span_start, high, *_rendered(current)))
         span_start, current = high, _offset_at(zone, high)
-    spans.append((span_start, end, current // _ONE_US, _offset_text(current)))
+    spans.append((span_start, end, *_rendered(current)))
     return spans

@@ -1,13 +1,22 @@
-"""The migrations build exactly the schema the catalogue declares, on both databases."""
+"""The migrations build exactly the schema the catalogue declares, and fix old data, on both databases."""
 
 from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from clubfeed import catalogue
+from clubfeed.storage.engine import write_transaction
+from clubfeed.storage.migrate import upgrade
 from clubfeed.storage.schema import metadata
+from tests.factories import Api, record
+from tests.problemkit import changes_since, consistent_until
+
+# Adelaide ran on local mean time, +09:14:20, until 1895.
+LMT = "1890-07-15T00:00:00Z"
+LMT_IN_UTC = "1890-07-15T00:00:00.000000+00:00"
+LMT_AS_STORED = "1890-07-15T09:14:20.000000+09:14:20"
 
 
 def test_migrated_database_matches_the_declared_schema(db: Engine) -> None:
@@ -27,3 +36,47 @@ def test_every_resource_table_is_keyed_by_business(db: Engine) -> None:
         ]
         uniques = [u["column_names"] for u in inspector.get_unique_constraints(resource.table)]
         assert ["business_id", "change_seq"] in uniques
+
+
+def test_0005_rerenders_seconds_offsets_in_utc_and_restamps_them(api: Api, db: Engine) -> None:
+    """Rows main stored as `…+09:14:20` come back in UTC, once, to every poller."""
+    refs = api.seed()
+    api.put("locations", "adl", record("locations", "adl", timezone="Australia/Adelaide"))
+    at = {**refs, "locations": "adl"}
+    lmt_note = {"note": "1890-07-15T09:14:20.000000+09:14:20"}  # text, never re-rendered
+    written = {
+        ("checkins", "c-lmt"): record("checkins", "c-lmt", at, checked_in_at=LMT, extra=lmt_note),
+        ("checkins", "c-now"): record("checkins", "c-now", at, extra={"note": "x+09:14:20"}),
+        ("class-attendances", "ca-lmt"): record(
+            "class-attendances", "ca-lmt", at, class_at=LMT, checked_in_at="2026-01-15T00:00:00Z"
+        ),
+    }
+    stored = {key: api.put(*key, body).json() for key, body in written.items()}
+    assert stored["checkins", "c-lmt"]["checked_in_at"] == LMT_IN_UTC
+    with write_transaction(db) as conn:  # what the code before 0005 stored
+        for table in ("checkins", "class_attendances"):
+            conn.execute(
+                text(
+                    f"UPDATE {table} SET body = replace(body, :utc, :local) "
+                    "WHERE business_id = :b AND id LIKE '%-lmt'"
+                ),
+                {"utc": LMT_IN_UTC, "local": LMT_AS_STORED, "b": api.tenant.business.id},
+            )
+    assert LMT_AS_STORED in api.get("/v1/checkins/c-lmt").text
+    since = consistent_until(api, "checkins")
+    try:
+        with write_transaction(db) as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
+    finally:
+        upgrade(db)
+
+    checkins = changes_since(api, "checkins", since)
+    attendances = changes_since(api, "class-attendances", since)
+    assert [r["id"] for r in checkins + attendances] == ["c-lmt", "ca-lmt"]
+    restamped = checkins[0]["modified_at"]
+    assert restamped > since and attendances[0]["modified_at"] == restamped
+    assert checkins[0] == {**stored["checkins", "c-lmt"], "modified_at": restamped}
+    assert attendances[0] == {**stored["class-attendances", "ca-lmt"], "modified_at": restamped}
+    assert api.get("/v1/checkins/c-now").json() == stored["checkins", "c-now"]
+    back = api.batch("checkins", checkins).json()
+    assert (back["unchanged"], back["updated"]) == (1, 0)

@@ -1,10 +1,28 @@
-"""A location changing time zone re-renders its events, and pollers receive them again once."""
+"""Local times: rendered as RFC 3339 at every instant, re-rendered when a location changes zone."""
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Any
 
+import msgspec
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from clubfeed import catalogue
+from clubfeed.catalogue import Kind
+from clubfeed.timefmt import (
+    EARLIEST_US,
+    LATEST_US,
+    format_us,
+    iana_names,
+    parse_aware,
+    to_us,
+    zone,
+)
 from tests.factories import Api, record
+from tests.problemkit import changes_since, consistent_until
 
 WHEN = "2026-07-01T12:00:00.250000Z"
 
@@ -78,3 +96,85 @@ def test_a_location_re_created_in_another_zone_restamps_its_events(api: Api) -> 
         "c-a": "2026-07-01T13:00:00.250000+01:00",
         "c-b": "2026-07-01T13:00:00.250000+01:00",
     }
+
+
+# Offsets that are not whole minutes (local mean time before standard time) cannot be
+# written in RFC 3339, so those instants render in UTC; whole-minute ones stay local.
+RENDERED = {
+    ("adelaide", "1890-07-15T00:00:00Z"): "1890-07-15T00:00:00.000000+00:00",  # LMT +09:14:20
+    ("adelaide", "2026-01-15T00:00:00.000001Z"): "2026-01-15T10:30:00.000001+10:30",
+    ("adelaide", "2026-07-15T00:00:00Z"): "2026-07-15T09:30:00.000000+09:30",
+    ("monrovia", "1971-06-01T00:00:00.123456+02:00"): "1971-05-31T22:00:00.123456+00:00",
+    ("monrovia", "1972-06-01T00:00:00Z"): "1972-06-01T00:00:00.000000+00:00",  # GMT since 1972
+    ("new-york", "1800-01-01T12:00:00-05:00"): "1800-01-01T17:00:00.000000+00:00",  # -04:56:02
+}
+ZONES = {
+    "adelaide": "Australia/Adelaide",
+    "monrovia": "Africa/Monrovia",
+    "new-york": "America/New_York",
+}
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d$")
+
+
+def _datetime_fields(resource: str) -> list[str]:
+    return [f.name for f in catalogue.get(resource).fields if f.kind is Kind.DATETIME]
+
+
+def _write_events(api: Api) -> dict[str, dict[str, str]]:
+    """Every resource with event times, once per (location, instant); id → field → rendered."""
+    refs = api.seed()
+    for location, name in ZONES.items():
+        assert api.put("locations", location, record("locations", location, timezone=name))
+    expected: dict[str, dict[str, str]] = {}
+    for resource in ("checkins", "referrals", "sales", "class-attendances", "appointments"):
+        for n, ((location, sent), rendered) in enumerate(RENDERED.items()):
+            record_id = f"{resource}-{n}"
+            fields = dict.fromkeys(_datetime_fields(resource), sent)
+            body = record(resource, record_id, {**refs, "locations": location}, **fields)
+            response = api.put(resource, record_id, body)
+            assert response.status_code == 201, response.text
+            local = catalogue.get(resource).has_local_times
+            utc = format_us(to_us(parse_aware(sent)))
+            expected[record_id] = {name: rendered if local else utc for name in fields}
+    return expected
+
+
+def test_event_times_are_rfc3339_with_whole_minute_offsets(api: Api) -> None:
+    expected = _write_events(api)
+    for resource in ("checkins", "referrals", "sales", "class-attendances", "appointments"):
+        for stored in api.read_all(f"/v1/{resource}"):
+            if stored["id"] in expected:
+                times = {name: stored[name] for name in _datetime_fields(resource)}
+                assert times == expected[stored["id"]]
+            for name in (*_datetime_fields(resource), "created_at", "modified_at"):
+                assert RFC3339.match(stored[name]), stored
+
+
+def test_every_record_written_back_as_read_is_unchanged(api: Api) -> None:
+    _write_events(api)
+    since = consistent_until(api, "users")
+    for resource in catalogue.RESOURCES:
+        records = api.read_all(f"/v1/{resource.name}")
+        assert records
+        result = api.batch(resource.name, records)
+        assert result.status_code == 200, result.text
+        counts = {k: v for k, v in result.json().items() if k != "modified_at"}
+        assert counts == {"created": 0, "updated": 0, "unchanged": len(records), "deleted": 0}
+        single = api.put(resource.name, records[-1]["id"], records[-1])
+        assert (single.status_code, single.json()) == (200, records[-1])
+    for resource in catalogue.RESOURCES:
+        assert changes_since(api, resource.name, since) == []
+
+
+@settings(max_examples=300, deadline=None)
+@example(us=EARLIEST_US, name="Etc/GMT+12")
+@example(us=LATEST_US - 1, name="Etc/GMT-14")
+@example(us=-2_437_804_800_000_000, name="Australia/Adelaide")  # 1892, LMT +09:14:20
+@given(
+    us=st.integers(EARLIEST_US, LATEST_US - 1),
+    name=st.sampled_from(sorted(iana_names())),
+)
+def test_any_instant_in_any_zone_renders_as_rfc3339_of_that_instant(us: int, name: str) -> None:
+    text = format_us(us, zone(name))
+    assert RFC3339.match(text), text
+    assert to_us(msgspec.json.decode(f'"{text}"', type=datetime)) == us

@@ -6,6 +6,7 @@ ClubfeedError
  ├── NotFound            no such record, resource or route
  ├── IdempotencyReused   an Idempotency-Key sent again with a different request
  ├── HistoryPurged       a range reaching back before the tombstones still kept
+ ├── HistoryRewound      a position ahead of the server's history (a restore, a lagging replica)
  ├── Unauthenticated     a missing or wrong credential
  └── Forbidden           a right credential that does not cover this request
 """
@@ -67,6 +68,11 @@ class IdempotencyReused(ClubfeedError):
 class HistoryPurged(ClubfeedError):
     title = "Changes no longer kept"
     slug = "history-purged"
+
+
+class HistoryRewound(ClubfeedError):
+    title = "Changes no longer held by the server"
+    slug = "history-rewound"
 
 
 class Unauthenticated(ClubfeedError):

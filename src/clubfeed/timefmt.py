@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache, lru_cache
+from zoneinfo import ZoneInfo, available_timezones
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
+_ONE_MINUTE = timedelta(minutes=1)
 
 
 class NaiveDatetimeError(ValueError):
@@ -30,8 +31,17 @@ def from_us(us: int, zone: ZoneInfo | None = None) -> datetime:
 
 
 def format_us(us: int, zone: ZoneInfo | None = None) -> str:
-    """RFC 3339 with microseconds, in `zone`'s offset at that instant (UTC when None)."""
-    return from_us(us, zone).isoformat(timespec="microseconds")
+    """RFC 3339 with microseconds, in `zone`'s offset at that instant (UTC when None).
+
+    RFC 3339 offsets are whole minutes (`hh:mm`). Before standard time many zones ran
+    on local mean time with offsets such as +09:14:20 (Adelaide until 1895); such an
+    instant is given in UTC instead, exactly and in a form every parser reads back.
+    """
+    value = from_us(us, zone)
+    offset = value.utcoffset()
+    if offset is not None and offset % _ONE_MINUTE:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
 
 
 # A day inside datetime's range at each end, so that an instant renders in any offset.
@@ -59,15 +69,48 @@ def parse_aware(text: str) -> datetime:
     return value
 
 
+# Every instant a UTC datetime can hold: what a query bound may be, since it is only
+# ever rendered back in UTC (as `consistent_until`, or inside a cursor).
+_FIRST_INSTANT_US = (datetime.min.replace(tzinfo=UTC) - EPOCH) // _ONE_US
+_LAST_INSTANT_US = (datetime.max.replace(tzinfo=UTC) - EPOCH) // _ONE_US
+
+
+def parse_instant(text: str) -> int:
+    """The µs since the epoch of an aware datetime whose UTC instant a datetime can hold.
+
+    `0001-01-01T00:00:00+23:59` parses, but its instant lies in the year 0: refused.
+    """
+    us = to_us(parse_aware(text))
+    if not _FIRST_INSTANT_US <= us <= _LAST_INSTANT_US:
+        raise ValueError(
+            f"{text!r} lies outside the instants supported, "
+            "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
+        )
+    return us
+
+
 @lru_cache(maxsize=1024)
 def zone(name: str) -> ZoneInfo:
-    """The IANA zone called `name`; ZoneInfoNotFoundError (a KeyError) when unknown."""
+    """The zone called `name` (stored names included); ZoneInfoNotFoundError when unknown."""
     return ZoneInfo(name)
 
 
+# Names in the zoneinfo search path that are no IANA zone: the host's own zone
+# (a link to /etc/localtime, different on every machine), the POSIX-rules template,
+# and IANA's placeholder for "not configured" (abbreviation "-00").
+_NOT_IANA = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@cache
+def iana_names() -> frozenset[str]:
+    """The IANA zone and link names, found once (a walk of the zone directories).
+
+    Backward links such as `US/Eastern` are IANA names still, and what older systems
+    send, so they are accepted; stored locations may already hold them.
+    """
+    return frozenset(available_timezones()) - _NOT_IANA
+
+
 def is_timezone(name: str) -> bool:
-    try:
-        zone(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
+    """An IANA name exactly as the database spells it (so not a directory such as `America`)."""
+    return name in iana_names()

@@ -100,7 +100,7 @@ def router(resource: Resource) -> APIRouter:
         "/batch",
         response_class=Response,
         openapi_extra=docs.batch_operation(),
-        summary=f"Upsert and delete up to 10,000 {resource.name} records",
+        summary=f"Upsert and delete up to 10,000 {resource.name} records in all",
     )
     async def batch(request: Request) -> Response:
         def parse(body: bytes) -> Parsed:

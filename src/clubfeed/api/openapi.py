@@ -81,12 +81,12 @@ class ReadDocs:
             ),
             _query(
                 "modified_since",
-                "Range query: changes at or after this instant (offset required)",
+                "Range query: changes at or after this instant (offset required; 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z)",
                 {"type": "string", "format": "date-time"},
             ),
             _query(
                 "modified_before",
-                "Range query: changes before this instant (offset required)",
+                "Range query: changes before this instant (offset required; 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z)",
                 {"type": "string", "format": "date-time"},
             ),
             {
@@ -135,8 +135,11 @@ class ReadDocs:
                 "401": _UNAUTHENTICATED,
                 "403": _OUT_OF_SCOPE,
                 "410": _problem(
-                    "A range reaching back before the tombstones still kept: do a complete "
-                    "transfer and poll on from its consistent_until"
+                    "history-purged: a range reaching back before the tombstones still kept. "
+                    "history-rewound: a modified_since or cursor past the business's current "
+                    "consistent_until, as after a restore from backup or a failover to a lagging "
+                    "replica. Either way: do a complete transfer and poll on from its "
+                    "consistent_until"
                 ),
                 "414": _problem("The query string is too long; look long id lists up by POST"),
             },
@@ -194,7 +197,9 @@ class WriteDocs:
     def _write_responses(self, ok: Schema) -> Schema:
         return {
             **ok,
-            "400": _problem("The body is not JSON or not UTF-8, or a header is invalid"),
+            "400": _problem(
+                "The body is not JSON, the body or URL is not UTF-8, or a header is invalid"
+            ),
             "401": _UNAUTHENTICATED,
             "413": _problem("The body is too large"),
             "422": _problem("A record breaks a rule; errors name each place. Nothing was written."),
@@ -261,7 +266,10 @@ class WriteDocs:
             "additionalProperties": False,
         }
         return {
-            "description": "One transaction: every record is written, or none is.",
+            "description": (
+                "One transaction: every record is written, or none is. A batch holds at most "
+                f"{MAX_BATCH:,} items, upserts and deletes together; more is refused (422)."
+            ),
             "security": _WRITE_SECURITY,
             "parameters": [self._idempotency_header()],
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},

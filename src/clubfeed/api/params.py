@@ -11,7 +11,7 @@ from clubfeed.catalogue import Resource
 from clubfeed.errors import BadRequest, ErrorItem
 from clubfeed.feed.queries import ListQuery
 from clubfeed.ingest.validate import check_id
-from clubfeed.timefmt import parse_aware, to_us
+from clubfeed.timefmt import parse_instant
 
 DEFAULT_LIMIT = 1_000
 MAX_LIMIT = 10_000
@@ -47,7 +47,7 @@ def _datetime(raw: str | None, name: str) -> int | None:
     if raw is None:
         return None
     try:
-        return to_us(parse_aware(raw))
+        return parse_instant(raw)
     except ValueError as exc:
         hint = " (a '+' in a URL must be sent as %2B)" if " " in raw else ""
         raise _bad(f"{name}: {exc}{hint}", name) from exc

@@ -19,7 +19,7 @@ _KIND_SCHEMAS: dict[Kind, Schema] = {
     Kind.REF: {"type": "string", "minLength": 1, "maxLength": catalogue.MAX_ID_LENGTH},
     Kind.TIMEZONE: {
         "type": "string",
-        "description": "IANA time zone",
+        "description": "IANA time zone name: a zone or a backward link (US/Eastern)",
         "examples": ["America/New_York"],
     },
     Kind.DATE: {"type": "string", "format": "date"},
@@ -62,7 +62,8 @@ def _field_schema(resource: Resource, field: Field) -> Schema:
         notes.append(f"id of a {field.ref} record of the same business")
     if field.kind is Kind.DATETIME:
         notes.append(
-            "in the location's local offset at that instant"
+            "in the location's local offset at that instant, or in UTC where that offset "
+            "is not a whole minute (local mean time)"
             if resource.has_local_times
             else "in UTC"
         )

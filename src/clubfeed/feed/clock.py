@@ -28,7 +28,7 @@ _ADVANCE_SQLITE = text(
 )
 _EXTEND = text("UPDATE change_clock SET seq = seq + :n WHERE business_id = :b RETURNING seq")
 _LOCK = text("SELECT seq FROM change_clock WHERE business_id = :b FOR UPDATE")
-_READ = text("SELECT seq, last_us FROM change_clock WHERE business_id = :b")
+_READ = text("SELECT seq, last_us, purged_until_us FROM change_clock WHERE business_id = :b")
 _CREATE = text("INSERT INTO change_clock (business_id, seq, last_us) VALUES (:b, 0, 0)")
 
 
@@ -42,10 +42,14 @@ class Tick:
 
 @dataclass(frozen=True)
 class Reading:
-    """The clock as a reader sees it: every change up to `seq` has committed."""
+    """The clock as a reader sees it: every change up to `seq` has committed.
+
+    `purged_until_us` is the retention's purge point, kept in the same row.
+    """
 
     seq: int
     last_us: int
+    purged_until_us: int
 
     @property
     def consistent_until_us(self) -> int:
@@ -80,4 +84,4 @@ def extend(conn: Connection, business_id: int, n: int) -> int:
 
 def read(conn: Connection, business_id: int) -> Reading:
     row = conn.execute(_READ, {"b": business_id}).one()
-    return Reading(seq=row.seq, last_us=row.last_us)
+    return Reading(seq=row.seq, last_us=row.last_us, purged_until_us=row.purged_until_us)

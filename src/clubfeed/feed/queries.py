@@ -15,7 +15,7 @@ from sqlalchemy import Connection, text
 
 from clubfeed.catalogue import Resource
 from clubfeed.errors import BadRequest, ErrorItem
-from clubfeed.feed import clock, retention
+from clubfeed.feed import clock, retention, rewind
 from clubfeed.feed.cursor import VERSION, CursorSigner, CursorState
 from clubfeed.storage.fast import fetch_tuples
 from clubfeed.storage.idlists import rows_by_id
@@ -87,6 +87,7 @@ def _first_position(
 ) -> tuple[int, int, int]:
     """(after, hi, until_us) for a new query: what it may return, and what it promises."""
     now = clock.read(conn, business_id)
+    rewind.check_since(now, query.since_us)
     after, hi, until_us = 0, now.seq, now.consistent_until_us
     if query.since_us is not None:
         first = _seq_at(conn, resource, business_id, ">=", query.since_us)
@@ -98,11 +99,19 @@ def _first_position(
     return after, hi, until_us
 
 
-def _page_sql(resource: Resource, query: ListQuery) -> str:
+# A complete transfer's later pages read no clock row, so the scan itself checks that the
+# clock still reaches the cursor's bound: once per statement, never per row. A page it
+# empties reads the clock to tell a rewound server from a page whose rows moved on.
+_CLOCK_REACHES_HI = ":hi <= (SELECT seq FROM change_clock WHERE business_id = :b)"
+
+
+def _page_sql(resource: Resource, query: ListQuery, *, guarded: bool) -> str:
     """One keyset scan of the (business_id, change_seq) index; limit + 1 rows tell if more follow."""
     where = ["business_id = :b", "change_seq > :after", "change_seq <= :hi"]
     if query.kind == COMPLETE:
         where.append("deleted_at IS NULL")
+        if guarded:
+            where.append(_CLOCK_REACHES_HI)
     where += [f"{name} = :f_{name}" for name, _ in query.filters]
     return (
         f"SELECT change_seq, body FROM {resource.table} WHERE {' AND '.join(where)} "
@@ -125,6 +134,7 @@ def list_page(
     `query` None means "whatever the cursor was issued for"; a query given with a
     cursor must be the cursor's own.
     """
+    state = None
     if cursor is None:
         query = query or ListQuery()
         after, hi, until_us = _first_position(conn, resource, business_id, query)
@@ -148,9 +158,13 @@ def list_page(
         "limit_plus_one": limit + 1,
     }
     params.update({f"f_{name}": value for name, value in query.filters})
-    rows = fetch_tuples(conn, _page_sql(resource, query), params)
-    if query.kind == RANGE:
-        retention.check_window(conn, business_id, query.since_us)
+    rows = fetch_tuples(conn, _page_sql(resource, query, guarded=state is not None), params)
+    if query.kind == RANGE or (state is not None and not rows):
+        after_scan = clock.read(conn, business_id)
+        if state is not None:
+            rewind.check_cursor(after_scan, state, query.since_us)
+        if query.kind == RANGE:
+            retention.check_window(after_scan, query.since_us)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

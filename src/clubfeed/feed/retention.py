@@ -14,7 +14,6 @@ from clubfeed.errors import HistoryPurged
 from clubfeed.feed import clock
 from clubfeed.timefmt import format_us
 
-_PURGED_UNTIL = text("SELECT purged_until_us FROM change_clock WHERE business_id = :b")
 _MOVE_PURGE_POINT = text(
     "UPDATE change_clock SET purged_until_us = :point "
     "WHERE business_id = :b AND purged_until_us < :point"
@@ -47,13 +46,14 @@ def purge(conn: Connection, business_id: int, before_us: int) -> dict[str, int]:
     return purged
 
 
-def check_window(conn: Connection, business_id: int, since_us: int | None) -> None:
+def check_window(after_scan: clock.Reading, since_us: int | None) -> None:
     """Refuse a range reaching back before the purge point.
 
-    Called after a page is read: if a purge committed before the page's scan, this
-    later read sees its purge point; if after, the scan still saw the tombstones.
+    `after_scan` is the clock read after the page's scan: if a purge committed
+    before the scan, this later read sees its purge point; if after, the scan
+    still saw the tombstones.
     """
-    purged_until: int = conn.execute(_PURGED_UNTIL, {"b": business_id}).scalar_one()
+    purged_until = after_scan.purged_until_us
     if purged_until and (since_us is None or since_us < purged_until):
         raise HistoryPurged(
             f"Deletes before {format_us(purged_until)} are no longer kept, so this range "

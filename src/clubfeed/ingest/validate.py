@@ -59,7 +59,7 @@ def record_type(resource: Resource) -> type[msgspec.Struct]:
 
 @cache
 def batch_type(resource: Resource) -> type[msgspec.Struct]:
-    """The Struct of a batch: `{"upsert": [...], "delete": [...]}`, up to 10,000 items."""
+    """The Struct of a batch: `{"upsert": [...], "delete": [...]}`, up to 10,000 items in all."""
     records: Any = Annotated[list[record_type(resource)], msgspec.Meta(max_length=MAX_BATCH)]  # type: ignore[misc]
     ids = Annotated[list[RecordId], msgspec.Meta(max_length=MAX_BATCH)]
     return msgspec.defstruct(
@@ -180,6 +180,7 @@ def check_records(
     resource: Resource, records: list[Any], deletes: list[str], *, in_batch: bool = True
 ) -> None:
     """The rules msgspec cannot express; raise InvalidInput listing every failing place."""
+    _check_batch_size(len(records), len(deletes))
     errors: list[ErrorItem] = []
     seen: dict[str, int] = {}
     prefix = "/upsert/" if in_batch else "/"
@@ -235,6 +236,23 @@ def check_records(
         deleted.add(record_id)
     if errors:
         raise InvalidInput(_summary(errors), errors)
+
+
+def _check_batch_size(upserts: int, deletes: int) -> None:
+    """A batch is one transaction of at most MAX_BATCH items, upserts and deletes together.
+
+    msgspec bounds each list alone while parsing; the sum is bounded here, pointing at
+    the first delete past the limit.
+    """
+    if upserts + deletes <= MAX_BATCH:
+        return
+    index = MAX_BATCH - upserts
+    detail = (
+        f"A batch holds at most {MAX_BATCH:,} items, upserts and deletes together (this one "
+        f"has {upserts + deletes:,}: {upserts:,} to upsert, {deletes:,} to delete); split it."
+    )
+    item = ErrorItem(detail, f"/delete/{index}", index)
+    raise InvalidInput(_summary([item]), [item])
 
 
 def _summary(errors: list[ErrorItem]) -> str:

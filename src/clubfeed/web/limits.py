@@ -1,4 +1,4 @@
-"""Request limits enforced before any handler runs: body size, query size, query encoding."""
+"""Request limits enforced before any handler runs: body size, query size, URL encoding."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from clubfeed.web.problems import problem_response
 
 
 class RequestLimits:
-    """Refuse oversized bodies (413), oversized query strings (414) and non-UTF-8 queries (400)."""
+    """Refuse oversized bodies (413), oversized query strings (414) and non-UTF-8 URLs (400)."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_query_bytes: int) -> None:
         self.app = app
@@ -34,16 +34,15 @@ class RequestLimits:
                 "uri-too-long",
             )
             return
-        try:
-            unquote_to_bytes(query).decode("utf-8")
-        except UnicodeDecodeError:
+        if (part := _not_utf8(scope)) is not None:
             await self._refuse(
                 scope,
                 receive,
                 send,
                 400,
                 "Bad request",
-                "The query string is not valid UTF-8 once percent-decoded.",
+                f"The {part} is not valid UTF-8 once percent-decoded; percent-encode "
+                "the UTF-8 bytes of the text (e.g. é as %C3%A9).",
                 "bad-request",
             )
             return
@@ -87,6 +86,24 @@ class RequestLimits:
         scope: Scope, receive: Receive, send: Send, status: int, title: str, detail: str, slug: str
     ) -> None:
         await problem_response(status, title, detail, slug=slug)(scope, receive, send)
+
+
+def _not_utf8(scope: Scope) -> str | None:
+    """Which part of the URL ("path" or "query string") is not UTF-8 once percent-decoded.
+
+    The server has already decoded the path, replacing bad bytes with U+FFFD, so that
+    `%ff` and `%fe` would name the same record: the raw path is checked instead.
+    """
+    parts = (
+        ("path", scope.get("raw_path") or b""),
+        ("query string", scope.get("query_string", b"")),
+    )
+    for name, raw in parts:
+        try:
+            unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            return name
+    return None
 
 
 class BodyTooLarge(Exception):

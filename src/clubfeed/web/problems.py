@@ -22,6 +22,7 @@ from clubfeed.errors import (
     ClubfeedError,
     Forbidden,
     HistoryPurged,
+    HistoryRewound,
     IdempotencyReused,
     InvalidInput,
     NotFound,
@@ -38,6 +39,7 @@ STATUS: dict[type[ClubfeedError], int] = {
     Forbidden: 403,
     NotFound: 404,
     HistoryPurged: 410,
+    HistoryRewound: 410,
     InvalidInput: 422,
     IdempotencyReused: 422,
 }
