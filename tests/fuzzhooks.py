@@ -4,8 +4,11 @@ A positive (schema-valid) case must be accepted, so before one is sent it is bro
 within the rules its operation's description states in prose: a cursor comes from a
 page, `ids` stands alone, `modified_before` lies after `modified_since`, datetimes lie
 between 0001-01-02 and 9999-12-30, a decimal has at most 100 digits written out,
-references name records that exist, a PUT body's id is the URL's, a batch's items
-number at most 10,000 and no id appears twice in it. Negative cases go as generated.
+references name records that exist (so those records are never deleted), a PUT
+body's id is the URL's, a batch's items
+number at most 10,000 and no id appears twice in it, an Idempotency-Key is never
+reused for another request. Negative cases go as generated. (Schemathesis applies
+hooks in every phase but the examples phase, which the test therefore leaves out.)
 
 Loaded by `schemathesis run` through SCHEMATHESIS_HOOKS; CLUBFEED_FUZZ_REFS names, for
 each resource, the id of a record every business under test holds.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -116,27 +120,46 @@ def filter_case(context: schemathesis.HookContext, case: schemathesis.Case) -> b
         ids = [item.get("id") for item in upserts if isinstance(item, dict)] + list(deletes)
         return (
             len(upserts) + len(deletes) <= MAX_BATCH
-            and len(ids) == len(set(map(str, ids)))
+            and len(ids) == len(set(map(repr, ids)))
             and not any(_breaks_rules(resource, item) for item in upserts)
         )
     return not _breaks_rules(resource, case.body)
 
 
+def _spare_references(case: schemathesis.Case) -> None:
+    """Never delete the records references point at, whatever else a case is testing."""
+    protected = set(REFS.values())
+    method = case.operation.method.upper()
+    if method == "DELETE" and case.path_parameters:
+        if case.path_parameters.get("record_id") in protected:
+            case.path_parameters["record_id"] = uuid.uuid4().hex
+    if case.operation.path.endswith("/batch") and isinstance(case.body, dict):
+        if isinstance(case.body.get("delete"), list):
+            case.body["delete"] = [
+                i for i in case.body["delete"] if not (isinstance(i, str) and i in protected)
+            ]
+
+
 @schemathesis.hook
 def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
     """Bring a positive case's references, body id and query within the prose rules."""
+    if _resource(case.operation.path) is not None:
+        _spare_references(case)
     resource = _positive(case)
     if resource is None:
         return case
     if case.operation.method.upper() == "GET" and isinstance(case.query, dict):
         _fit_query(case.query)
+    if case.headers is not None and "Idempotency-Key" in case.headers:
+        # A key names one request; generated keys repeat across different requests.
+        case.headers["Idempotency-Key"] = uuid.uuid4().hex
     if not isinstance(case.body, dict):
         return case
     if case.operation.path.endswith("/batch"):
         for item in case.body.get("upsert") or []:
             _point_references(resource, item)
     elif case.operation.method.upper() == "PUT":
-        if "id" in case.body and isinstance(case.path_parameters, dict):
-            case.body["id"] = case.path_parameters.get("record_id")
+        # The id is optional in a PUT body and must equal the URL's: leave it to the URL.
+        case.body.pop("id", None)
         _point_references(resource, case.body)
     return case

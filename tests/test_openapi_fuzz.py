@@ -33,7 +33,14 @@ READS = ["--include-path-regex", "^/v1/"] + [
     arg for method in ("POST", "PUT", "DELETE") for arg in ("--exclude-method", method)
 ]
 LOOKUPS = ["--include-path-regex", "^/v1/.*/lookup$"]
-WRITES = ["--include-path-regex", "^/v1/", "--exclude-method", "GET", "--exclude-path-regex", "lookup$"]
+WRITES = [
+    "--include-path-regex",
+    "^/v1/",
+    "--exclude-method",
+    "GET",
+    "--exclude-path-regex",
+    "lookup$",
+]
 SERVICE = ["--exclude-path-regex", "^/v1/"]
 
 
@@ -52,6 +59,8 @@ def run_schemathesis(
         str(MAX_EXAMPLES),
         "--workers",
         "1",
+        "--phases",
+        "coverage,fuzzing,stateful",
         "--generation-deterministic",
         "--no-color",
         *selection,
@@ -96,9 +105,7 @@ def test_reads_with_an_access_token(
 ) -> None:
     tenant, refs = fuzzed
     with httpx.Client(base_url=server.base_url, timeout=60) as client:
-        connected = connect(
-            client, db, tenant.business.id, scope=" ".join(catalogue.NAMES)
-        )
+        connected = connect(client, db, tenant.business.id, scope=" ".join(catalogue.NAMES))
     headers = connected.read_headers()
     assert_no_failures(run_schemathesis(server, headers, READS, refs))
     assert_no_failures(run_schemathesis(server, headers, LOOKUPS, refs))

@@ -106,8 +106,7 @@ class ReadDocs:
             },
         ]
         parameters += [
-            _query(name, f"Only records whose {name} is this id", ID_SCHEMA)
-            for name in r.filters
+            _query(name, f"Only records whose {name} is this id", ID_SCHEMA) for name in r.filters
         ]
         return {
             "description": (
