@@ -2,7 +2,8 @@
 
 A positive (schema-valid) case must be accepted, so before one is sent it is brought
 within the rules its operation's description states in prose: a cursor comes from a
-page, `ids` stands alone, `modified_before` lies after `modified_since`, datetimes lie
+page, `ids` stands alone, `modified_before` lies after `modified_since`, which lies no
+later than the business's consistent_until (410 history-rewound otherwise), datetimes lie
 between 0001-01-02 and 9999-12-30, a decimal has at most 100 digits written out,
 references name records that exist (so those records are never deleted), a PUT
 body's id is the URL's, a batch's items
@@ -32,6 +33,10 @@ from clubfeed.ingest.validate import MAX_BATCH, MAX_DECIMAL_DIGITS
 from clubfeed.timefmt import out_of_range
 
 REFS: dict[str, str] = json.loads(os.environ.get("CLUBFEED_FUZZ_REFS", "{}"))
+HELD_UNTIL = datetime.fromisoformat(
+    os.environ.get("CLUBFEED_FUZZ_HELD_UNTIL", "1970-01-01T00:00:00+00:00")
+)
+"""A consistent_until the business under test has reached: no window may start later."""
 
 
 def _resource(path: str) -> Resource | None:
@@ -47,6 +52,13 @@ def _bad_datetime(value: object) -> bool:
     except ValueError:
         return False
     return parsed.tzinfo is not None and out_of_range(parsed)
+
+
+def _later_than_held(value: object) -> bool:
+    try:
+        return isinstance(value, str) and datetime.fromisoformat(value) > HELD_UNTIL
+    except ValueError:
+        return False
 
 
 def _too_many_digits(value: object) -> bool:
@@ -91,6 +103,8 @@ def _fit_query(query: dict[str, Any]) -> None:
     for name in ("modified_since", "modified_before"):
         if _bad_datetime(query.get(name)):
             del query[name]
+    if _later_than_held(query.get("modified_since")):
+        del query["modified_since"]
     since, before = query.get("modified_since"), query.get("modified_before")
     if isinstance(since, str) and isinstance(before, str):
         try:
@@ -130,14 +144,16 @@ def _spare_references(case: schemathesis.Case) -> None:
     """Never delete the records references point at, whatever else a case is testing."""
     protected = set(REFS.values())
     method = case.operation.method.upper()
-    if method == "DELETE" and case.path_parameters:
-        if case.path_parameters.get("record_id") in protected:
-            case.path_parameters["record_id"] = uuid.uuid4().hex
-    if case.operation.path.endswith("/batch") and isinstance(case.body, dict):
-        if isinstance(case.body.get("delete"), list):
-            case.body["delete"] = [
-                i for i in case.body["delete"] if not (isinstance(i, str) and i in protected)
-            ]
+    if (
+        method == "DELETE"
+        and case.path_parameters
+        and case.path_parameters.get("record_id") in protected
+    ):
+        case.path_parameters["record_id"] = uuid.uuid4().hex
+    body = case.body if isinstance(case.body, dict) else {}
+    deletes = body.get("delete")
+    if case.operation.path.endswith("/batch") and isinstance(deletes, list):
+        body["delete"] = [i for i in deletes if not (isinstance(i, str) and i in protected)]
 
 
 @schemathesis.hook

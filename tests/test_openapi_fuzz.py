@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -45,7 +46,7 @@ SERVICE = ["--exclude-path-regex", "^/v1/"]
 
 
 def run_schemathesis(
-    server: Server, headers: dict[str, str], selection: list[str], refs: dict[str, str]
+    server: Server, headers: dict[str, str], selection: list[str], fuzzed: Fuzzed
 ) -> subprocess.CompletedProcess[str]:
     args = [
         str(SCHEMATHESIS),
@@ -70,7 +71,8 @@ def run_schemathesis(
     env = {
         **os.environ,
         "SCHEMATHESIS_HOOKS": "tests.fuzzhooks",
-        "CLUBFEED_FUZZ_REFS": json.dumps(refs),
+        "CLUBFEED_FUZZ_REFS": json.dumps(fuzzed.refs),
+        "CLUBFEED_FUZZ_HELD_UNTIL": fuzzed.held_until,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     return subprocess.run(
@@ -83,38 +85,45 @@ def assert_no_failures(result: subprocess.CompletedProcess[str]) -> None:
     assert "No issues found" in result.stdout or " passed" in result.stdout, result.stdout
 
 
+@dataclass(frozen=True)
+class Fuzzed:
+    """The business under test, the ids its references use, and a consistent_until it reached."""
+
+    tenant: Tenant
+    refs: dict[str, str]
+    held_until: str
+
+
 @pytest.fixture(scope="module")
-def fuzzed(server: Server, db: Engine) -> tuple[Tenant, dict[str, str]]:
+def fuzzed(server: Server, db: Engine) -> Fuzzed:
     """A business seeded with one record of every resource, beside another with the same ids."""
     with httpx.Client(base_url=server.base_url, timeout=60) as client:
         tenant = new_tenant(db)
-        refs = Api(client, tenant).seed()
+        api = Api(client, tenant)
+        refs = api.seed()
         twin = Api(client, Tenant(new_tenant(db).business, new_integrator(db)))
         assert twin.seed() == refs
-    return tenant, refs
+        page = api.get("/v1/locations").raise_for_status().json()
+    return Fuzzed(tenant, refs, page["consistent_until"])
 
 
-def test_reads_with_a_shared_secret(server: Server, fuzzed: tuple[Tenant, dict[str, str]]) -> None:
-    tenant, refs = fuzzed
-    assert_no_failures(run_schemathesis(server, tenant.read_headers, READS, refs))
-    assert_no_failures(run_schemathesis(server, tenant.read_headers, LOOKUPS, refs))
+def test_reads_with_a_shared_secret(server: Server, fuzzed: Fuzzed) -> None:
+    headers = fuzzed.tenant.read_headers
+    assert_no_failures(run_schemathesis(server, headers, READS, fuzzed))
+    assert_no_failures(run_schemathesis(server, headers, LOOKUPS, fuzzed))
 
 
-def test_reads_with_an_access_token(
-    server: Server, db: Engine, fuzzed: tuple[Tenant, dict[str, str]]
-) -> None:
-    tenant, refs = fuzzed
+def test_reads_with_an_access_token(server: Server, db: Engine, fuzzed: Fuzzed) -> None:
     with httpx.Client(base_url=server.base_url, timeout=60) as client:
-        connected = connect(client, db, tenant.business.id, scope=" ".join(catalogue.NAMES))
+        connected = connect(client, db, fuzzed.tenant.business.id, scope=" ".join(catalogue.NAMES))
     headers = connected.read_headers()
-    assert_no_failures(run_schemathesis(server, headers, READS, refs))
-    assert_no_failures(run_schemathesis(server, headers, LOOKUPS, refs))
+    assert_no_failures(run_schemathesis(server, headers, READS, fuzzed))
+    assert_no_failures(run_schemathesis(server, headers, LOOKUPS, fuzzed))
 
 
-def test_writes_with_an_ingest_key(server: Server, fuzzed: tuple[Tenant, dict[str, str]]) -> None:
-    tenant, refs = fuzzed
-    assert_no_failures(run_schemathesis(server, tenant.write_headers, WRITES, refs))
+def test_writes_with_an_ingest_key(server: Server, fuzzed: Fuzzed) -> None:
+    assert_no_failures(run_schemathesis(server, fuzzed.tenant.write_headers, WRITES, fuzzed))
 
 
-def test_service_endpoints(server: Server, fuzzed: tuple[Tenant, dict[str, str]]) -> None:
-    assert_no_failures(run_schemathesis(server, {}, SERVICE, fuzzed[1]))
+def test_service_endpoints(server: Server, fuzzed: Fuzzed) -> None:
+    assert_no_failures(run_schemathesis(server, {}, SERVICE, fuzzed))
