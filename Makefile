@@ -1,30 +1,39 @@
 # Two commands set everything up: `make run` (demo API on 127.0.0.1:$(PORT)) and `make test`.
+# `make run` installs only what the service needs; the test tooling comes with `make test`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
+RUNTIME := $(VENV)/.installed-runtime
+TOOLING := $(VENV)/.installed-test
 
 .PHONY: run test lint unit bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
-	touch $(STAMP)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 
-run: $(STAMP)
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	touch $@
+
+$(TOOLING): $(RUNTIME)
+	$(PIP) -e '.[test]'
+	touch $@
+
+run: $(RUNTIME)
 	$(BIN)/clubfeed db upgrade
 	$(BIN)/clubfeed demo --port $(PORT)
 	$(BIN)/clubfeed serve --port $(PORT)
 
-lint: $(STAMP)
+lint: $(TOOLING)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 # tests/test_feed_skew.py runs one API process an hour behind under libfaketime;
 # tests/test_browser.py drives Debian's Chromium (never a downloaded browser).
-unit: $(STAMP)
+unit: $(TOOLING)
 	@command -v faketime >/dev/null || { apt-get update -qq && apt-get install -y -qq faketime; }
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(BIN)/pytest
@@ -32,8 +41,8 @@ unit: $(STAMP)
 test: lint unit
 
 # `make bench BENCH_ARGS="--rows 100000 --backends sqlite"` for a quick run.
-bench: $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+bench: $(TOOLING)
+	$(PIP) -e '.[test,bench]'
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:

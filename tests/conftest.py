@@ -24,6 +24,7 @@ from clubfeed.app import create_app
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine
 from clubfeed.storage.migrate import upgrade
+from clubfeed.web import serving
 from tests.consolekit import console_settings
 from tests.factories import Api, Tenant, new_integrator, new_tenant
 
@@ -81,19 +82,16 @@ def _free_port() -> int:
 
 
 class Server:
-    """The app served by uvicorn on a loopback port, in a background thread."""
+    """The app served by uvicorn, configured as `clubfeed serve` does, on a loopback port."""
 
     def __init__(self, settings: Settings, **uvicorn_options: Any) -> None:
         self.port = _free_port()
-        config = uvicorn.Config(
+        config = serving.config(
             create_app(settings),
+            settings,
             host="127.0.0.1",
             port=self.port,
-            **{
-                "log_level": "warning",
-                "h11_max_incomplete_event_size": 256 * 1024,
-                **uvicorn_options,
-            },
+            **{"log_level": "warning", **uvicorn_options},
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

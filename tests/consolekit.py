@@ -36,7 +36,18 @@ SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "cache-control": "no-store",
 }
-PAGES = ("/console", "/console/secret", "/console/apps", "/console/activity")
+PAGES = (
+    "/console",
+    "/console/secret",
+    "/console/secret/rotate",
+    "/console/apps",
+    "/console/activity",
+)
+
+
+def assert_security_headers(response: httpx.Response) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, (response.url, name)
 
 
 def console_settings(db_url: str, **overrides: Any) -> Settings:

@@ -32,7 +32,15 @@ def assert_problem(
     assert body["status"] == status
     assert isinstance(body["title"], str) and body["title"]
     assert isinstance(body["detail"], str) and len(body["detail"]) > 20, body
-    assert set(body) <= {"type", "title", "status", "detail", "errors", "errors_not_listed"}
+    assert set(body) <= {
+        "type",
+        "title",
+        "status",
+        "detail",
+        "errors",
+        "errors_not_listed",
+        "violated-policies",
+    }
     assert not any(marker in response.text for marker in LEAK_MARKERS), response.text
     if pointer is not None:
         assert body["errors"][0]["pointer"] == pointer, body

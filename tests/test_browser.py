@@ -33,7 +33,12 @@ GYM = "Northside Barbell"
 APP = "Perkville Rewards"
 SECRET_APP = "Lift Loyalty"
 DAY = re.compile(r"^\s*\d{4}-\d\d-\d\d\s*$")
-WHEN = re.compile(r"^\s*\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\s*$")
+# The gym's one location is in New York, so its times are shown in New York's zone.
+WHEN = re.compile(r"^\s*\d{4}-\d\d-\d\d \d\d:\d\d:\d\d E[SD]T\s*$")
+UTC_TITLE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
+
+
+LOAD_FAILED = "Failed to load resource: the server responded with a status of"
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +63,12 @@ def tab(chromium: Browser, console: Server) -> Iterator[Page]:
 
     def on_console(message: ConsoleMessage) -> None:
         # Neither the console nor the receiver has a favicon; the browser's 404 for it is no fault.
-        if message.type == "error" and urlsplit(message.location["url"]).path != "/favicon.ico":
-            errors.append(f"{page.url}: {message.text} ({message.location['url']})")
+        # Nor is a page's own 4xx (a 404 page, the 410 of a secret already shown): the tests
+        # check those statuses themselves. A style or script that fails to load still counts.
+        url = message.location["url"]
+        own_status = url == page.url and message.text.startswith(LOAD_FAILED)
+        if message.type == "error" and urlsplit(url).path != "/favicon.ico" and not own_status:
+            errors.append(f"{page.url}: {message.text} ({url})")
 
     page.on("console", on_console)
     page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
@@ -301,20 +310,32 @@ def test_rotating_the_secret_on_the_page_refuses_the_old_one(
     expect(tab.locator("p.warning")).to_contain_text(f"Apps that read with it ({SECRET_APP})")
     shots.take(tab, "shared-secret-before")
 
-    # The confirmation box is required: without it the browser does not even submit.
-    rotate = tab.get_by_role("button", name="Rotate shared secret", exact=True)
-    rotate.click()
+    first_read = tab.locator("#secret-holders tbody tr time").first
+    expect(first_read).to_have_attribute("title", UTC_TITLE)
+
+    # Rotating asks first, on a page of its own; Cancel changes nothing.
+    tab.get_by_role("link", name="Rotate shared secret…", exact=True).click()
+    expect(tab).to_have_url(f"{console.base_url}/console/secret/rotate")
+    expect(tab.get_by_role("heading", level=1)).to_have_text("Rotate the shared secret?")
+    expect(tab.locator("#consequences li").first).to_have_text(
+        f"{SECRET_APP} can no longer read with the shared secret until you paste the new secret "
+        "into their settings; access granted with OAuth is unaffected."
+    )
+    shots.take(tab, "rotate-confirm")
+    shots.take_phone(tab, "rotate-confirm")
+    tab.get_by_role("link", name="Cancel", exact=True).click()
     expect(tab).to_have_url(f"{console.base_url}/console/secret")
     assert feed.get("/v1/checkins", headers=old).status_code == 200
 
-    tab.get_by_label("I understand that apps using the current secret stop working").check()
-    rotate.click()
-    expect(tab).to_have_url(f"{console.base_url}/console/secret/rotate")
+    tab.get_by_role("link", name="Rotate shared secret…", exact=True).click()
+    tab.get_by_role("button", name="Rotate shared secret", exact=True).click()
+    expect(tab).to_have_url(re.compile(re.escape(f"{console.base_url}/console/secret/new?flash=")))
     expect(tab.get_by_role("heading", level=1)).to_have_text("Your new shared secret")
     new_secret = tab.locator("#new-secret").inner_text().strip()
     assert re.fullmatch(r"cfs_[A-Za-z0-9_-]{32,}", new_secret), new_secret
     assert new_secret != gym.tenant.business.shared_secret
     shots.take(tab, "shared-secret-after")
+    shots.take_phone(tab, "shared-secret-after")
 
     assert_problem(feed.get("/v1/checkins", headers=old), 401, "unauthenticated")
     new = {**old, "Authorization": f"Bearer {new_secret}"}
@@ -322,8 +343,16 @@ def test_rotating_the_secret_on_the_page_refuses_the_old_one(
     assert response.status_code == 200, response.text
     assert response.json()["data"] == gym.checkins
 
-    # Shown once: back on the secret's page it is nowhere.
-    tab.get_by_role("link", name="Done", exact=True).click()
+    # A reload asks the browser for the page again, not for another rotation, and the
+    # secret is not shown twice; the one shown still works.
+    tab.reload()
+    expect(tab.get_by_role("heading", level=1)).to_have_text("This secret was already shown")
+    expect(tab.locator("#new-secret")).to_have_count(0)
+    assert new_secret not in tab.content()
+    shots.take(tab, "shared-secret-reloaded")
+    assert feed.get("/v1/checkins", headers=new).status_code == 200
+
+    tab.get_by_role("link", name="Back to the shared secret", exact=True).click()
     expect(tab).to_have_url(f"{console.base_url}/console/secret")
     expect(tab.locator("#new-secret")).to_have_count(0)
     assert new_secret not in tab.content()
@@ -367,11 +396,22 @@ def test_revoking_apps_on_the_page_refuses_their_reads(
     shots.take(tab, "connected-apps-before")
     shots.take_phone(tab, "connected-apps-before")
 
-    tab.get_by_role("button", name=f"Revoke {APP} (OAuth)", exact=True).click()
-    expect(tab).to_have_url(f"{console.base_url}/console/apps?revoked={app.id}")
-    expect(tab.locator("#apps-notice")).to_have_text(f"{APP} can no longer read your data.")
+    # Revoke asks first, saying what stops and what does not.
+    tab.get_by_role("link", name=f"Revoke {APP} (OAuth)", exact=True).click()
+    expect(tab).to_have_url(f"{console.base_url}/console/apps/{app.id}/revoke?via=oauth")
+    expect(tab.get_by_role("heading", level=1)).to_have_text(f"Revoke {APP}’s OAuth access?")
+    oauth_gone = (
+        f"{APP} can no longer read with OAuth (its access and refresh tokens stop working)."
+    )
+    expect(tab.locator("#consequences li").first).to_have_text(oauth_gone)
+    shots.take(tab, "revoke-confirm")
+    shots.take_phone(tab, "revoke-confirm")
+    assert feed.get("/v1/checkins", headers=by_token).status_code == 200
+    tab.get_by_role("button", name="Revoke", exact=True).click()
+    expect(tab).to_have_url(re.compile(re.escape(f"{console.base_url}/console/apps?flash=")))
+    expect(tab.locator("#apps-notice")).to_have_text(oauth_gone)
     expect(oauth_row.locator("[data-label=Status]")).to_contain_text("Revoked")
-    expect(oauth_row.get_by_role("button")).to_have_count(0)
+    expect(oauth_row.get_by_role("link", name=re.compile("^Revoke"))).to_have_count(0)
     expect(oauth_row).to_contain_text("Reconnects when you approve it again from the app.")
     shots.take(tab, "connected-apps-after-revoke")
 
@@ -379,14 +419,22 @@ def test_revoking_apps_on_the_page_refuses_their_reads(
     oauth_error(refresh(feed, app, tokens["refresh_token"]), 400, "invalid_grant")
     assert feed.get("/v1/checkins", headers=gym.secret_headers).status_code == 200
 
-    tab.get_by_role("button", name=f"Revoke {SECRET_APP} (Shared secret)", exact=True).click()
-    expect(tab).to_have_url(f"{console.base_url}/console/apps?revoked={reader.id}")
+    tab.get_by_role("link", name=f"Revoke {SECRET_APP} (Shared secret)", exact=True).click()
+    expect(tab.locator("#consequences li").first).to_have_text(
+        f"{SECRET_APP} can no longer read with the shared secret."
+    )
+    tab.get_by_role("button", name="Revoke", exact=True).click()
+    expect(tab.locator("#apps-notice")).to_have_text(
+        f"{SECRET_APP} can no longer read with the shared secret."
+    )
+    # The banner was for that one page: a reload shows the list without it, revoking nothing.
+    tab.reload()
+    expect(tab.locator("#apps-notice")).to_have_count(0)
     expect(secret_row.locator("[data-label=Status]")).to_contain_text("Revoked")
     shots.take(tab, "connected-apps-secret-revoked")
     assert_problem(feed.get("/v1/checkins", headers=gym.secret_headers), 401, "unauthenticated")
 
     tab.get_by_role("button", name=f"Allow again {SECRET_APP}", exact=True).click()
-    expect(tab).to_have_url(f"{console.base_url}/console/apps?allowed={reader.id}")
     expect(tab.locator("#apps-notice")).to_have_text(
         f"{SECRET_APP} can read your data with the shared secret again."
     )
@@ -396,3 +444,22 @@ def test_revoking_apps_on_the_page_refuses_their_reads(
     assert response.status_code == 200, response.text
     assert response.json()["data"] == gym.checkins
     assert_problem(feed.get("/v1/checkins", headers=by_token), 401, "unauthenticated")
+
+
+def test_an_unknown_console_page_is_a_page_with_a_way_home(
+    tab: Page, shots: Shots, console: Server, gym: Gym
+) -> None:
+    response = tab.goto("/console/no-such-page")
+    assert response is not None and response.status == 404
+    assert response.headers["x-frame-options"] == "DENY"
+    expect(tab.get_by_role("heading", level=1)).to_have_text("Page not found")
+    shots.take(tab, "not-found")
+    shots.take_phone(tab, "not-found")
+
+    tab.get_by_role("link", name="Go to the console", exact=True).click()
+    expect(tab).to_have_url(f"{console.base_url}/console/login?next=/console")
+    log_in(tab, gym.admin_email, PASSWORD)
+    expect(tab.locator("#zone-note")).to_have_text(
+        "Times are in America/New_York, the time zone of Downtown, your first location. "
+        "Point at a time to see it in UTC."
+    )

@@ -16,7 +16,7 @@ from tests.conftest import Server
 from tests.consolekit import (
     PAGES,
     PASSWORD,
-    SECURITY_HEADERS,
+    assert_security_headers,
     console_settings,
     csrf_of,
     log_in,
@@ -32,11 +32,6 @@ def browser(console: Server) -> Iterator[httpx.Client]:
     """A client with its own cookie jar that, like a test of redirects must, does not follow them."""
     with httpx.Client(base_url=console.base_url, timeout=60, follow_redirects=False) as http:
         yield http
-
-
-def assert_security_headers(response: httpx.Response) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        assert response.headers.get(name) == value, (response.url, name)
 
 
 def login_redirect(page: str) -> str:
@@ -148,7 +143,10 @@ def test_the_login_page_sends_a_logged_in_admin_on_to_next(
 # Sessions
 
 
-@pytest.mark.parametrize("page", [*PAGES, "/console/apps?revoked=1"])
+@pytest.mark.parametrize(
+    "page",
+    [*PAGES, "/console/apps?flash=1", "/console/secret/new?flash=1", "/console/apps/1/revoke"],
+)
 def test_every_page_sends_a_visitor_without_a_session_to_log_in_and_back(
     browser: httpx.Client, page: str
 ) -> None:
@@ -407,10 +405,59 @@ def test_console_forms_without_this_sessions_csrf_token_are_refused_and_change_n
 
         # With a revoked app, "Allow again" is just as guarded.
         assert (
-            browser.post(f"/console/apps/{integrator}/revoke", data={"csrf_token": own}).status_code
+            browser.post(
+                f"/console/apps/{integrator}/revoke", data={"csrf_token": own, "confirm": "yes"}
+            ).status_code
             == 303
         )
         for variant, fields in _csrf_variants(own, others):
             response = browser.post(f"/console/apps/{integrator}/allow", data=fields)
             assert response.status_code == 403, variant
         assert feed.get("/v1/checkins", headers=tenant.read_headers).status_code == 401
+
+
+# Unknown console paths
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/nope",
+        "/console/apps/abc/revoke",
+        "/console/secret/rotate/now",
+        "/console/static/nope.css",
+        "/console/static/console.css/x",
+    ],
+)
+def test_unknown_console_paths_answer_an_html_404_page(
+    db: Engine, tenant: Tenant, console: Server, browser: httpx.Client, path: str
+) -> None:
+    with logged_in(console.base_url, new_admin(db, tenant.business.id).email) as owner:
+        for client in (browser, owner):
+            response = client.get(path)
+            assert response.status_code == 404, path
+            assert response.headers["content-type"] == "text/html; charset=utf-8"
+            assert_security_headers(response)
+            html = response.text
+            assert "<h1>Page not found</h1>" in html
+            assert '<a class="button secondary" href="/console">Go to the console</a>' in html
+            assert '<link rel="stylesheet" href="/console/static/console.css">' in html
+
+
+def test_a_wrong_method_on_a_console_page_answers_an_html_405(browser: httpx.Client) -> None:
+    response = browser.get("/console/logout")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert_security_headers(response)
+    assert "<h1>This page cannot do that</h1>" in response.text
+
+
+@pytest.mark.parametrize("path", ["/consoles", "/v1/nope", "/nope", "/oauth/nope"])
+def test_outside_the_console_a_404_stays_problem_json(browser: httpx.Client, path: str) -> None:
+    response = browser.get(path)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/not-found"

@@ -4,17 +4,22 @@ show and change as a result."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
+from clubfeed.auth import sessions
+from clubfeed.auth.credentials import token_hash
+from clubfeed.storage.schema import console_flashes
 from tests.conftest import Server
 from tests.consolekit import (
     PAGES,
-    SECURITY_HEADERS,
+    assert_security_headers,
     csrf_of,
     logged_in,
     new_admin,
@@ -47,6 +52,14 @@ def _rows(browser: httpx.Client, page: str, table_id: str) -> list[list[str]]:
     response = browser.get(page)
     assert response.status_code == 200, response.text
     return table(response.text, table_id)[1:]
+
+
+def _flashes(db: Engine, browser: httpx.Client) -> list[bytes]:
+    """The flashes waiting for this browser's session, as stored."""
+    session_hash = token_hash(browser.cookies[sessions.COOKIE])
+    query = select(console_flashes.c.sealed).where(console_flashes.c.session_hash == session_hash)
+    with db.connect() as conn:
+        return list(conn.execute(query).scalars())
 
 
 def _near_now(shown: str) -> bool:
@@ -110,6 +123,10 @@ def test_overview_of_a_new_business_is_empty_but_complete(owner: httpx.Client) -
         assert text_of(page, f"count-{name}") == "0"
     assert "No locations yet" in page
     assert "No app has read your data yet" in page
+    assert text_of(page, "zone-note") == (
+        "Times are in UTC, as your business has no location with a time zone yet. "
+        "Point at a time to see it in UTC."
+    )
 
 
 def test_overview_shows_when_each_app_last_read(
@@ -132,29 +149,101 @@ def test_overview_shows_when_each_app_last_read(
     }
 
 
+TIME = re.compile(r'<time datetime="([^"]+)" title="([^"]+)">([^<]+)</time>')
+
+
+def _times(html: str, table_id: str) -> list[tuple[str, str, str]]:
+    """(datetime attribute, hover title, text shown) of each time in a table."""
+    start = html.index(f'<table id="{table_id}">')
+    return TIME.findall(html[start : html.index("</table>", start)])
+
+
+def _zone_note(zone: str, place: str) -> str:
+    return (
+        f"Times are in {zone}, the time zone of {place}, your first location. "
+        "Point at a time to see it in UTC."
+    )
+
+
+def test_times_show_in_the_first_locations_zone_with_utc_on_hover(
+    tenant: Tenant, feed: httpx.Client, owner: httpx.Client
+) -> None:
+    api = Api(feed, tenant)
+    for record_id, place, zone in [
+        ("loc-1", "Bayside", "Australia/Adelaide"),
+        ("loc-2", "Downtown", "America/New_York"),
+    ]:
+        body = record("locations", record_id, name=place, timezone=zone)
+        assert api.put("locations", record_id, body).status_code == 201
+    assert _read(feed, tenant) == 200
+
+    page = owner.get("/console/activity").text
+
+    assert text_of(page, "zone-note") == _zone_note("Australia/Adelaide", "Bayside")
+    [(machine, hover, shown)] = _times(page, "recent-requests")
+    instant = datetime.fromisoformat(machine)
+    assert abs(datetime.now(UTC) - instant) < timedelta(minutes=2)
+    assert machine == instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert hover == instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    local = instant.astimezone(ZoneInfo("Australia/Adelaide"))
+    assert local.tzname() in ("ACDT", "ACST")
+    assert shown == f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
+
+    # The first location closes: the next oldest one's zone is the business's now.
+    assert api.delete("locations", "loc-1").status_code == 200
+    page = owner.get("/console/apps").text
+    assert text_of(page, "zone-note") == _zone_note("America/New_York", "Downtown")
+    [since, last_use] = _times(page, "apps")
+    for machine, hover, _ in (since, last_use):
+        instant = datetime.fromisoformat(machine)
+        assert hover == instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    new_york = ZoneInfo("America/New_York")
+    assert since[2] == f"{datetime.fromisoformat(since[0]).astimezone(new_york):%Y-%m-%d}"
+    local = datetime.fromisoformat(last_use[0]).astimezone(new_york)
+    assert last_use[2] == f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
+
+
 # Shared secret
 
 
 def test_rotating_shows_the_new_secret_once_and_the_old_one_stops_working(
-    tenant: Tenant, feed: httpx.Client, owner: httpx.Client
+    db: Engine, tenant: Tenant, feed: httpx.Client, owner: httpx.Client
 ) -> None:
     assert _read(feed, tenant) == 200
     holders = _rows(owner, "/console/secret", "secret-holders")
     assert [row[0] for row in holders] == ["Test Loyalty"]
 
-    page = owner.get("/console/secret")
+    confirm = owner.get("/console/secret/rotate")
+    assert confirm.status_code == 200
+    assert text_of(confirm.text, "confirm-heading") == "Rotate the shared secret?"
+    assert _read(feed, tenant) == 200  # asking changed nothing
     response = owner.post(
-        "/console/secret/rotate", data={"csrf_token": csrf_of(page.text), "confirm": "yes"}
+        "/console/secret/rotate", data={"csrf_token": csrf_of(confirm.text), "confirm": "yes"}
     )
 
-    assert response.status_code == 200
-    for name, value in SECURITY_HEADERS.items():
-        assert response.headers[name] == value  # no-store: the secret is kept by no cache
-    secret = text_of(response.text, "new-secret")
-    assert secret.startswith("cfs_") and secret != tenant.business.shared_secret
-    assert 'data-copy="#new-secret"' in response.text
-    assert response.text.count(secret) == 1
+    assert response.status_code == 303
+    assert_security_headers(response)
+    shown_once = response.headers["location"]
+    assert re.fullmatch(r"/console/secret/new\?flash=\d+", shown_once), shown_once
+    assert response.text == ""
+    [sealed] = _flashes(db, owner)  # waiting for the next page, and not in plaintext
+    assert b"cfs_" not in sealed
 
+    page = owner.get(shown_once)
+    assert page.status_code == 200
+    assert_security_headers(page)  # no-store: the secret is kept by no cache
+    secret = text_of(page.text, "new-secret")
+    assert secret.startswith("cfs_") and secret != tenant.business.shared_secret
+    assert secret.encode() not in sealed
+    assert 'data-copy="#new-secret"' in page.text
+    assert page.text.count(secret) == 1
+    assert _flashes(db, owner) == []  # shown, and gone
+
+    # A reload neither rotates again nor shows the secret again.
+    again = owner.get(shown_once)
+    assert again.status_code == 410
+    assert secret not in again.text
+    assert "This secret was already shown" in again.text
     assert _read(feed, tenant) == 401
     assert _read(feed, tenant, {**tenant.read_headers, "Authorization": f"Bearer {secret}"}) == 200
     for later in PAGES:
@@ -168,17 +257,33 @@ def test_rotating_needs_the_confirmation(
 
     response = owner.post("/console/secret/rotate", data={"csrf_token": token})
 
-    assert response.status_code == 400
-    assert "Tick the box to confirm" in response.text
-    assert 'id="new-secret"' not in response.text
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console/secret/rotate"  # asked, not rotated
     assert _read(feed, tenant) == 200
 
 
 # Connected apps
 
 
-def _form(browser: httpx.Client, action: str) -> httpx.Response:
-    return browser.post(action, data={"csrf_token": csrf_of(browser.get("/console/apps").text)})
+def _form(browser: httpx.Client, action: str, **fields: str) -> httpx.Response:
+    token = csrf_of(browser.get("/console/apps").text)
+    return browser.post(action, data={"csrf_token": token, **fields})
+
+
+def _revoke(browser: httpx.Client, integrator_id: int, via: str) -> httpx.Response:
+    """Revoke as the confirmation page's form does."""
+    return _form(browser, f"/console/apps/{integrator_id}/revoke", via=via, confirm="yes")
+
+
+def _notice(browser: httpx.Client, response: httpx.Response) -> str:
+    """The banner on the page a form redirected to; loading that page again shows none."""
+    assert response.status_code == 303, response.text
+    location = response.headers["location"]
+    assert re.fullmatch(r"/console/apps\?flash=\d+", location), location
+    page = browser.get(location)
+    assert page.status_code == 200
+    assert 'id="apps-notice"' not in browser.get(location).text
+    return text_of(page.text, "apps-notice")
 
 
 def test_revoking_a_shared_secret_app_refuses_it_until_allowed_again(
@@ -196,21 +301,19 @@ def test_revoking_a_shared_secret_app_refuses_it_until_allowed_again(
     assert _near_now(rows["Test Loyalty"][4])
     assert rows["Test Loyalty"][5:] == ["Active", "Revoke Test Loyalty (Shared secret)"]
 
-    response = _form(owner, f"/console/apps/{integrator}/revoke")
+    response = _revoke(owner, integrator, "shared_secret")
 
-    assert response.status_code == 303
-    assert response.headers["location"] == f"/console/apps?revoked={integrator}"
     assert _read(feed, tenant) == 401
     assert _read(feed, tenant, bystander_headers) == 200  # only that app is cut off
-    page = owner.get(response.headers["location"]).text
-    assert text_of(page, "apps-notice") == "Test Loyalty can no longer read your data."
-    row = next(r for r in table(page, "apps") if r[0] == "Test Loyalty")
+    assert _notice(owner, response) == "Test Loyalty can no longer read with the shared secret."
+    row = next(r for r in _rows(owner, "/console/apps", "apps") if r[0] == "Test Loyalty")
     assert row[5].startswith("Revoked ") and row[6] == "Allow again Test Loyalty"
 
     response = _form(owner, f"/console/apps/{integrator}/allow")
 
-    assert response.status_code == 303
-    assert response.headers["location"] == f"/console/apps?allowed={integrator}"
+    assert _notice(owner, response) == (
+        "Test Loyalty can read your data with the shared secret again."
+    )
     assert _read(feed, tenant) == 200
     row = next(r for r in _rows(owner, "/console/apps", "apps") if r[0] == "Test Loyalty")
     assert row[5:] == ["Active", "Revoke Test Loyalty (Shared secret)"]
@@ -227,7 +330,10 @@ def test_revoking_an_oauth_app_kills_its_token_at_once(
         assert row[:3] == [app.name, "OAuth", "Users Check-ins"]  # in catalogue order
         assert _near_now(row[4])
 
-        assert _form(owner, f"/console/apps/{app.id}/revoke").status_code == 303
+        assert _notice(owner, _revoke(owner, app.id, "oauth")) == (
+            f"{app.name} can no longer read with OAuth "
+            "(its access and refresh tokens stop working)."
+        )
 
         assert _read(feed, tenant, granted.read_headers()) == 401
         [row] = _rows(owner, "/console/apps", "apps")
@@ -287,14 +393,20 @@ def test_an_admin_sees_and_changes_only_their_own_business(
 
     for action in ("revoke", "allow"):
         response = owner.post(
-            f"/console/apps/{other.integrator.id}/{action}", data={"csrf_token": token}
+            f"/console/apps/{other.integrator.id}/{action}",
+            data={"csrf_token": token, "confirm": "yes"},
         )
         assert response.status_code == 404, action
         assert "not connected to your business" in response.text
     assert _read(feed, other) == 200
-    assert (
-        owner.post("/console/apps/999999999/revoke", data={"csrf_token": token}).status_code == 404
-    )
+    for integrator_id in (other.integrator.id, 999999999):
+        confirm = owner.get(f"/console/apps/{integrator_id}/revoke?via=shared_secret")
+        assert confirm.status_code == 404
+        assert "not connected to your business" in confirm.text
+        refused = owner.post(
+            f"/console/apps/{integrator_id}/revoke", data={"csrf_token": token, "confirm": "yes"}
+        )
+        assert refused.status_code == 404
 
     for page in PAGES:
         html = owner.get(page).text

@@ -68,24 +68,22 @@ def test_a_query_instant_outside_the_range_is_400(api: Api, param: str, value: s
     )
 
 
-@pytest.mark.parametrize(
-    ("param", "value", "until"),
-    [
-        ("modified_before", "0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000000+00:00"),
-        ("modified_before", "0001-01-01T23:59:00+23:59", "0001-01-01T00:00:00.000000+00:00"),
-        ("modified_since", "9999-12-31T23:59:59.999999Z", None),
-        ("modified_since", "9999-12-31T00:00:00.999999-23:59", None),
-    ],
-)
-def test_the_first_and_last_instants_are_accepted(
-    api: Api, param: str, value: str, until: str | None
-) -> None:
-    response = api.get("/v1/users", params={param: value})
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00Z", "0001-01-01T23:59:00+23:59"])
+def test_the_first_instant_is_accepted(api: Api, value: str) -> None:
+    response = api.get("/v1/users", params={"modified_before": value})
     assert response.status_code == 200, response.text
     page = response.json()
     assert (page["data"], page["next_cursor"]) == ([], None)
-    if until is not None:
-        assert page["consistent_until"] == until
+    assert page["consistent_until"] == "0001-01-01T00:00:00.000000+00:00"
+
+
+@pytest.mark.parametrize(
+    "value", ["9999-12-31T23:59:59.999999Z", "9999-12-31T00:00:00.999999-23:59"]
+)
+def test_the_last_instant_is_a_valid_value_ahead_of_the_feed(api: Api, value: str) -> None:
+    """In range, so not a 400; but no poller can stand there yet (see test_rewind)."""
+    response = api.get("/v1/users", params={"modified_since": value})
+    assert_problem(response, 410, "history-rewound")
 
 
 @pytest.mark.parametrize(

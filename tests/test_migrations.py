@@ -8,7 +8,7 @@ from sqlalchemy import Engine, inspect, text
 
 from clubfeed import catalogue
 from clubfeed.storage.engine import write_transaction
-from clubfeed.storage.migrate import upgrade
+from clubfeed.storage.migrate import head_revision, upgrade
 from clubfeed.storage.schema import metadata
 from tests.factories import Api, record
 from tests.problemkit import changes_since, consistent_until
@@ -64,11 +64,14 @@ def test_0005_rerenders_seconds_offsets_in_utc_and_restamps_them(api: Api, db: E
             )
     assert LMT_AS_STORED in api.get("/v1/checkins/c-lmt").text
     since = consistent_until(api, "checkins")
+    head = head_revision()
     try:
         with write_transaction(db) as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = '0004'"))
+        upgrade(db, "0005")
     finally:
-        upgrade(db)
+        with write_transaction(db) as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
 
     checkins = changes_since(api, "checkins", since)
     attendances = changes_since(api, "class-attendances", since)

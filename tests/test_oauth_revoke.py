@@ -153,14 +153,17 @@ def test_the_metadata_document(client: httpx.Client, server: Server) -> None:
 
 
 def test_the_metadata_names_the_configured_public_url(db: Engine, db_url: str) -> None:
-    """Behind a proxy the Host header is the client's to choose; CLUBFEED_PUBLIC_URL is not."""
+    """Behind a proxy the Host header is the client's to choose; CLUBFEED_PUBLIC_URL is not.
+
+    (A Host that is neither the public URL's nor allowed is refused: tests/test_edge_headers.py.)
+    """
     public = "https://api.vendor.example"
     assert Settings.from_env({"CLUBFEED_PUBLIC_URL": public}).public_url == public
     assert Settings.from_env({}).public_url is None
     settings = Settings(database_url=db_url, public_url=public + "/")
     with Server(settings) as running, httpx.Client(base_url=running.base_url) as http:
         response = http.get(
-            "/.well-known/oauth-authorization-server", headers={"Host": "attacker.example"}
+            "/.well-known/oauth-authorization-server", headers={"Host": f"127.0.0.1:{running.port}"}
         )
     assert response.status_code == 200
     document = response.json()
@@ -181,9 +184,9 @@ def test_the_endpoints_are_in_the_openapi_document_and_answer_as_it_says(
     parameters = {p["name"] for p in paths["/oauth/authorize"]["get"]["parameters"]}
     assert {"client_id", "redirect_uri", "code_challenge", "code_challenge_method"} <= parameters
     token = paths["/oauth/token"]["post"]
-    assert set(token["responses"]) == {"200", "400", "401", "429"}
+    assert set(token["responses"]) == {"200", "400", "401", "429", "503"}
     assert "application/x-www-form-urlencoded" in token["requestBody"]["content"]
-    assert set(paths["/oauth/revoke"]["post"]["responses"]) == {"200", "400", "401", "429"}
+    assert set(paths["/oauth/revoke"]["post"]["responses"]) == {"200", "400", "401", "429", "503"}
     assert "200" in paths["/.well-known/oauth-authorization-server"]["get"]["responses"]
 
     def conforms(path: str, method: str, response: httpx.Response) -> None:

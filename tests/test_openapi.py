@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 from clubfeed import catalogue
 from clubfeed.app import create_app
 from clubfeed.settings import Settings
-from tests.factories import Api, record
+from tests.conftest import Server
+from tests.factories import Api, new_tenant, record
 from tests.oauthkit import connect
 from tests.problemkit import EPOCH, PROBLEM_JSON
 
@@ -25,12 +26,12 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$
 COMMON_PARAMETERS = ["limit", "cursor", "modified_since", "modified_before", "ids"]
 # Every status each operation can answer, as the tests of this suite observe them.
 RESPONSES = {
-    ("", "get"): {"200", "400", "401", "403", "410", "414"},
-    ("/lookup", "post"): {"200", "400", "401", "403", "413", "422"},
-    ("/{record_id}", "get"): {"200", "400", "401", "403", "404"},
-    ("/{record_id}", "put"): {"200", "201", "400", "401", "413", "422"},
-    ("/{record_id}", "delete"): {"200", "400", "401", "404", "422"},
-    ("/batch", "post"): {"200", "400", "401", "413", "422"},
+    ("", "get"): {"200", "400", "401", "403", "410", "414", "429", "503"},
+    ("/lookup", "post"): {"200", "400", "401", "403", "413", "422", "429", "503"},
+    ("/{record_id}", "get"): {"200", "400", "401", "403", "404", "429", "503"},
+    ("/{record_id}", "put"): {"200", "201", "400", "401", "413", "422", "429", "503"},
+    ("/{record_id}", "delete"): {"200", "400", "401", "404", "422", "429", "503"},
+    ("/batch", "post"): {"200", "400", "401", "413", "422", "429", "503"},
 }
 READS = {("", "get"), ("/lookup", "post"), ("/{record_id}", "get")}
 FORMATS = FormatChecker()
@@ -123,8 +124,8 @@ def test_every_route_is_documented_with_its_methods(document: Document, db_url: 
         (path, method) for path, operations in document["paths"].items() for method in operations
     }
     assert served == documented
-    # /healthz, six per resource, and OAuth's authorize, token, revoke and metadata.
-    assert len(served) == 1 + 6 * len(catalogue.RESOURCES) + 4
+    # /healthz, /readyz, six per resource, and OAuth's authorize, token, revoke and metadata.
+    assert len(served) == 2 + 6 * len(catalogue.RESOURCES) + 4
 
 
 @pytest.mark.parametrize("resource", catalogue.RESOURCES, ids=lambda r: r.name)
@@ -263,3 +264,40 @@ def test_a_problem_listing_more_than_100_places_conforms(document: Document, api
         "pointer": "/upsert/99/timezone",
         "index": 99,
     }
+
+
+def test_rate_limited_and_limited_responses_conform_and_carry_their_headers(
+    document: Document, db: Engine, db_url: str
+) -> None:
+    strict = _strict(document)
+    tenant = new_tenant(db)
+    one_each = {
+        name: "1/hour"
+        for name in ("read_rate_limit", "write_rate_limit", "auth_failure_rate_limit")
+    }
+    with (
+        Server(Settings(database_url=db_url, **one_each)) as server,
+        httpx.Client(
+            base_url=server.base_url, headers={"X-Forwarded-For": "198.51.100.7"}
+        ) as client,
+    ):
+        api = Api(client, tenant)
+        responses = [
+            (201, api.put("users", "u-1", record("users", "u-1"))),
+            (429, api.put("users", "u-2", record("users", "u-2"))),
+            (200, api.get("/v1/users/u-1")),
+            (429, api.get("/v1/users")),
+            (401, client.get("/v1/users")),
+            (429, client.get("/v1/users")),
+        ]
+    for status, response in responses:
+        assert response.status_code == status, response.text
+        assert_conforms(strict, response)
+        request = response.request
+        documented = _operation(document, request.method, request.url.path)["responses"]
+        named = documented[str(status)].get("headers", {})
+        if status != 401:
+            assert {"RateLimit", "RateLimit-Policy"} <= set(named)
+        for header in named:
+            if header != "Link":
+                assert header.lower() in response.headers, (status, header)

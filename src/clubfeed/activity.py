@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from clubfeed.auth import connections
+from clubfeed.storage import outages
 from clubfeed.storage.engine import write_transaction
 from clubfeed.storage.schema import api_activity, integrators
 
@@ -35,10 +37,16 @@ class Event:
 
 
 class Recorder:
-    """Buffers events and writes them in batches from a background thread."""
+    """Buffers events and writes them in batches from a background thread.
 
-    def __init__(self, engine: Engine, interval_s: float) -> None:
+    `dropped` hears how many events a failed write lost (for metrics).
+    """
+
+    def __init__(
+        self, engine: Engine, interval_s: float, dropped: Callable[[int], None] = lambda _n: None
+    ) -> None:
         self._engine = engine
+        self._dropped = dropped
         self._interval_s = interval_s
         self._events: list[Event] = []
         self._lock = threading.Lock()
@@ -64,10 +72,13 @@ class Recorder:
         while not self._stop.wait(self._interval_s):
             try:
                 self.flush()
-            except Exception:
+            except Exception as exc:
                 # Activity is a record for people, not data: losing a batch must not
-                # stop the recorder or touch the API.
-                log.exception("could not write API activity; this batch is dropped")
+                # stop the recorder or touch the API. An outage is a line, not a traceback.
+                if outages.unavailable(exc):
+                    log.warning("could not write API activity (%s); dropped", outages.reason(exc))
+                else:
+                    log.exception("could not write API activity; this batch is dropped")
 
     def flush(self) -> None:
         """Write everything buffered so far (one transaction)."""
@@ -75,8 +86,12 @@ class Recorder:
             with self._lock:
                 events, self._events = self._events, []
             if events:
-                with write_transaction(self._engine) as conn:
-                    _write(conn, events)
+                try:
+                    with write_transaction(self._engine) as conn:
+                        _write(conn, events)
+                except Exception:
+                    self._dropped(len(events))
+                    raise
 
 
 def _write(conn: Connection, events: list[Event]) -> None:

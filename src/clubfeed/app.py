@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 import clubfeed
@@ -24,11 +25,14 @@ from clubfeed.console import routes as console_routes
 from clubfeed.errors import ClubfeedError
 from clubfeed.feed.cursor import CursorSigner, load_key
 from clubfeed.oauth import routes as oauth_routes
-from clubfeed.ratelimit import Limit, limiter
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine, write_transaction
-from clubfeed.web import pages, problems
-from clubfeed.web.limits import BodyTooLarge, RequestLimits
+from clubfeed.storage.outages import CommitFailed
+from clubfeed.web import health, logs, metrics, observe, pages, problems, ratelimit
+from clubfeed.web.buckets import Policy, open_buckets
+from clubfeed.web.headers import ApiHeaders
+from clubfeed.web.hosts import AllowedHosts
+from clubfeed.web.limits import BodyStalled, BodyTooLarge, RequestLimits
 from clubfeed.web.state import AppState, blocking
 
 DESCRIPTION = """
@@ -43,20 +47,34 @@ business granted you (authorization code with PKCE, at `/oauth/authorize` and `/
 
 Every list pages by an opaque `cursor` (up to 10,000 records a page) and says
 `consistent_until`: start your next `modified_since` window there and you will never
-miss or repeat a change, deletes included. Errors are RFC 9457 problem+json.
+miss or repeat a change, deletes included. Errors are RFC 9457 problem+json; while the
+database is unavailable, every endpoint answers 503 with Retry-After.
+
+Responses carry `X-Request-ID` (unless the operator turned request logs off): the one
+you sent, if it is 1 to 128 visible ASCII characters, or one made for the request. Quote
+it to the operator when asking about a request.
 """
 
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the API for one process; the database must already be migrated."""
-    engine = make_engine(settings.database_url, pool_size=settings.pool_size)
-    attempts = limiter(settings.rate_limit_storage)
+    meter = metrics.meter(settings)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.pool_size,
+        timeout_s=settings.db_timeout_s,
+        poolclass=meter.pool_class(),
+    )
+    meter.watch(engine)
+    buckets = open_buckets(settings.rate_limit_storage, settings.rate_limit_prefix)
     app_state = AppState(
         settings=settings,
         engine=engine,
-        recorder=Recorder(engine, settings.activity_flush_s),
-        login_limit=Limit(attempts, settings.login_rate_limit, "login"),
-        token_limit=Limit(attempts, settings.token_rate_limit, "oauth"),
+        recorder=Recorder(engine, settings.activity_flush_s, meter.activity_dropped),
+        login_limit=ratelimit.Limit(buckets, Policy.parse("login", settings.login_rate_limit)),
+        token_limit=ratelimit.Limit(buckets, Policy.parse("oauth", settings.token_rate_limit)),
+        api_limits=ratelimit.ApiLimits(buckets, settings),
+        meter=meter,
     )
 
     @asynccontextmanager
@@ -70,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         await blocking(app_state.recorder.stop)
         engine.dispose()
+        meter.close()
 
     # FastAPIOffline serves the Swagger UI and ReDoc assets itself: /docs works with
     # no third-party CDN, as on an air-gapped deployment.
@@ -84,16 +103,22 @@ def create_app(settings: Settings) -> FastAPI:
         RequestLimits,
         max_body_bytes=settings.max_body_bytes,
         max_query_bytes=settings.max_query_bytes,
+        body_timeout_s=settings.body_timeout_s,
     )
+    app.add_middleware(ratelimit.RateLimitHeaders)
+    app.add_middleware(ApiHeaders)
+    app.add_middleware(AllowedHosts, allowed=settings.allowed_hosts, public_url=settings.public_url)
+    observe.install(app, settings, meter)
     app.add_exception_handler(ClubfeedError, problems.domain_error)
     app.add_exception_handler(HTTPException, problems.http_error)
     app.add_exception_handler(BodyTooLarge, problems.body_too_large)
+    app.add_exception_handler(BodyStalled, problems.body_stalled)
+    app.add_exception_handler(ratelimit.RateLimited, ratelimit.too_many_requests)
+    app.add_exception_handler(SQLAlchemyError, problems.database_error)
+    app.add_exception_handler(CommitFailed, problems.database_error)
     app.add_exception_handler(Exception, problems.unexpected_error)
 
-    @app.get("/healthz", tags=["service"], summary="Liveness: answers 200 without credentials")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.include_router(health.router)
     for resource in catalogue.RESOURCES:
         app.include_router(ingest_routes.router(resource))
         app.include_router(feed_routes.router(resource))
@@ -118,4 +143,6 @@ def create_app(settings: Settings) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` and worker processes: settings from CLUBFEED_* variables."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    logs.configure(settings)
+    return create_app(settings)

@@ -16,10 +16,15 @@ class Settings:
     `secret_key` signs cursors; when unset, a random key is kept in the database
     so that every process sharing the database shares the key. `cookie_secure`
     None means: mark the session cookie Secure whenever the request came over https.
-    Rate limits use the `limits` library's notation ("10/minute"); its storage is
-    memory:// for one process, redis://host:6379 for several. `public_url` is where
-    clients reach the API (https://api.vendor.example): the OAuth metadata names it as
-    issuer, since a Host header is the client's to choose; unset, the request's URL is used.
+    Rate limits are token buckets in the `limits` library's notation ("10/minute": a
+    burst of 10, refilled steadily over a minute) or "off"; they are kept in memory://
+    for one process, or in Redis (redis://host:6379) for several, under
+    `rate_limit_prefix`. `public_url` is where clients reach the API
+    (https://api.vendor.example): Link headers and the OAuth issuer start with it, since a
+    Host header is the client's to choose; unset, they use the request's URL, whose Host
+    must then be one of `allowed_hosts` (web/hosts.py). `db_timeout_s` bounds each wait on
+    the database that is not a query (a free pooled connection, a lock another writer
+    holds, a new PostgreSQL connection): past it, 503.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -42,6 +47,32 @@ class Settings:
     authorization_code_ttl_s: int = 60
     activity_flush_s: float = 1.0
     public_url: str | None = None
+    # A complete transfer of 10 million records is 1,000 pages: the burst alone holds six,
+    # and 100 requests/s sustained outruns one connection's ~70 pages/s (see the README).
+    read_rate_limit: str = "6000/minute"
+    write_rate_limit: str = "6000/minute"
+    auth_failure_rate_limit: str = "300/minute"
+    rate_limit_prefix: str = "clubfeed"
+    db_timeout_s: float = 30.0
+    # Metrics at /metrics: "off", "loopback" (clients on 127.0.0.0/8 or ::1 only, as
+    # uvicorn sees them after trusted proxy headers) or "token" (a bearer token).
+    metrics: str = "loopback"
+    metrics_token: str | None = None
+    # prometheus-client's own variable: where several worker processes share values.
+    metrics_dir: str | None = None
+    log_format: str = "console"
+    access_log: bool = True
+    # Edge limits (web/serving.py): a client that stalls is closed within 30 s, SIGTERM
+    # waits for in-flight requests at most the grace, and each process holds at most
+    # max_connections connections (answering 503 beyond).
+    header_timeout_s: int = 10
+    body_timeout_s: int = 20
+    keepalive_timeout_s: int = 5
+    max_connections: int = 1000
+    shutdown_grace_s: int = 20
+    # Host names (port ignored; "*.example.com" or "*" allowed) whose Host header is
+    # answered; the public URL's host is added. Loopback by default, so `make run` works.
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +89,26 @@ class Settings:
             login_rate_limit=env.get("CLUBFEED_LOGIN_RATE_LIMIT") or cls.login_rate_limit,
             token_rate_limit=env.get("CLUBFEED_TOKEN_RATE_LIMIT") or cls.token_rate_limit,
             public_url=env.get("CLUBFEED_PUBLIC_URL") or None,
+            read_rate_limit=env.get("CLUBFEED_READ_RATE_LIMIT") or cls.read_rate_limit,
+            write_rate_limit=env.get("CLUBFEED_WRITE_RATE_LIMIT") or cls.write_rate_limit,
+            auth_failure_rate_limit=(
+                env.get("CLUBFEED_AUTH_FAILURE_RATE_LIMIT") or cls.auth_failure_rate_limit
+            ),
+            rate_limit_prefix=env.get("CLUBFEED_RATE_LIMIT_PREFIX") or cls.rate_limit_prefix,
+            db_timeout_s=float(env.get("CLUBFEED_DB_TIMEOUT_S", cls.db_timeout_s)),
+            metrics=(env.get("CLUBFEED_METRICS") or cls.metrics).strip().lower(),
+            metrics_token=env.get("CLUBFEED_METRICS_TOKEN") or None,
+            metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            log_format=(env.get("CLUBFEED_LOG_FORMAT") or cls.log_format).strip().lower(),
+            access_log=_flag(env.get("CLUBFEED_ACCESS_LOG")) is not False,
+            header_timeout_s=_positive(env, "CLUBFEED_HEADER_TIMEOUT", cls.header_timeout_s),
+            body_timeout_s=_positive(env, "CLUBFEED_BODY_TIMEOUT", cls.body_timeout_s),
+            keepalive_timeout_s=_positive(
+                env, "CLUBFEED_KEEPALIVE_TIMEOUT", cls.keepalive_timeout_s
+            ),
+            max_connections=_positive(env, "CLUBFEED_MAX_CONNECTIONS", cls.max_connections),
+            shutdown_grace_s=_positive(env, "CLUBFEED_SHUTDOWN_GRACE", cls.shutdown_grace_s),
+            allowed_hosts=_names(env.get("CLUBFEED_ALLOWED_HOSTS")) or cls.allowed_hosts,
         )
 
 
@@ -65,3 +116,15 @@ def _flag(value: str | None) -> bool | None:
     if value is None or value == "":
         return None
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    """A positive whole number, or the default when unset."""
+    value = int(env.get(name) or default)
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+def _names(value: str | None) -> tuple[str, ...]:
+    return tuple(name.strip().lower() for name in (value or "").split(",") if name.strip())

@@ -20,7 +20,8 @@ from clubfeed.feed import queries
 from clubfeed.ingest.validate import RecordId, check_id, decode
 from clubfeed.timefmt import format_us
 from clubfeed.web.callers import as_reader
-from clubfeed.web.state import signer
+from clubfeed.web.hosts import public_url
+from clubfeed.web.state import signer, state
 
 JSON = "application/json"
 
@@ -61,7 +62,7 @@ def _page_response(request: Request, page: queries.Page) -> Response:
     headers = {}
     if page.next_cursor is not None:
         headers["Link"] = (
-            f'<{request.url.include_query_params(cursor=page.next_cursor)}>; rel="next"'
+            f'<{public_url(request).include_query_params(cursor=page.next_cursor)}>; rel="next"'
         )
     return Response(body, headers=headers, media_type=JSON)
 
@@ -76,6 +77,7 @@ def router(resource: Resource) -> APIRouter:
     )
     async def list_records(request: Request) -> Response:
         cursor_signer = signer(request)
+        meter = state(request).meter
 
         def work(conn: Connection, business_id: int, _body: bytes) -> Response:
             parsed = params.parse(resource, request.query_params)
@@ -83,6 +85,7 @@ def router(resource: Resource) -> APIRouter:
                 items, missing = queries.lookup(
                     conn, business_id=business_id, resource=resource, ids=parsed.ids
                 )
+                meter.served(resource.name, len(set(parsed.ids)) - len(missing))
                 return Response(_lookup_body(items, missing), media_type=JSON)
             page = queries.list_page(
                 conn,
@@ -93,6 +96,7 @@ def router(resource: Resource) -> APIRouter:
                 limit=parsed.limit,
                 cursor=parsed.cursor,
             )
+            meter.served(resource.name, page.count)
             return _page_response(request, page)
 
         return await as_reader(request, resource.name, work)
@@ -104,11 +108,14 @@ def router(resource: Resource) -> APIRouter:
         summary=f"Look up {resource.name} by id",
     )
     async def lookup(request: Request) -> Response:
+        meter = state(request).meter
+
         def work(conn: Connection, business_id: int, body: bytes) -> Response:
             ids = _lookup_ids(body)
             items, missing = queries.lookup(
                 conn, business_id=business_id, resource=resource, ids=ids
             )
+            meter.served(resource.name, len(set(ids)) - len(missing))
             return Response(_lookup_body(items, missing), media_type=JSON)
 
         return await as_reader(request, resource.name, work, with_body=True)
@@ -136,6 +143,7 @@ def router(resource: Resource) -> APIRouter:
                     f"{resource.name} record {record_id!r} was deleted; "
                     "range queries return its tombstone."
                 )
+            state(request).meter.served(resource.name, 1)
             return Response(body.encode(), media_type=JSON)
 
         return await as_reader(request, resource.name, work)

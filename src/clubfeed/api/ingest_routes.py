@@ -12,11 +12,12 @@ from fastapi.responses import Response
 from clubfeed.api import openapi
 from clubfeed.api.paths import RECORD_PATH
 from clubfeed.catalogue import Resource
-from clubfeed.errors import BadRequest, ErrorItem, InvalidInput
+from clubfeed.errors import BadRequest, ClubfeedError, ErrorItem, InvalidInput
 from clubfeed.ingest import validate, write
 from clubfeed.ingest.idempotency import KEY_RE, MAX_KEY_LENGTH, StoredResponse, request_hash
 from clubfeed.timefmt import format_us
 from clubfeed.web.callers import writer
+from clubfeed.web.limits import BodyTooLarge
 from clubfeed.web.state import blocking, state
 
 JSON = "application/json"
@@ -66,26 +67,52 @@ async def _write(
     *,
     in_batch: bool,
 ) -> Response:
-    """Authenticate the writer, then read the body, parse it with `parse` and apply it."""
-    engine = state(request).engine
-    business_id = await writer(request)
-    body = await request.body()
+    """Authenticate the writer, then read the body, parse it with `parse` and apply it.
 
-    def run() -> StoredResponse:
+    The meter hears what a committed write did (a replayed Idempotency-Key did
+    nothing) and the problem type of each refusal.
+    """
+    app_state = state(request)
+    done: list[write.Changes] = []
+
+    def respond_noting(changes: write.Changes) -> StoredResponse:
+        done.append(changes)
+        return respond(changes)
+
+    def run(business_id: int, body: bytes) -> StoredResponse:
         idempotency_request = _idempotency(request, body)
         upserts, deletes = parse(body)
         return write.write(
-            engine,
+            app_state.engine,
             business_id=business_id,
             resource=resource,
             upserts=upserts,
             deletes=deletes,
-            respond=respond,
+            respond=respond_noting,
             idempotency_request=idempotency_request,
             in_batch=in_batch,
         )
 
-    stored = await blocking(run)
+    try:
+        business_id = await writer(request)
+        body = await request.body()
+        stored = await blocking(lambda: run(business_id, body))
+    except ClubfeedError as exc:
+        app_state.meter.rejected(resource.name, exc.slug)
+        raise
+    except BodyTooLarge:
+        app_state.meter.rejected(resource.name, "content-too-large")
+        raise
+    for changes in done:
+        app_state.meter.written(
+            resource.name,
+            {
+                "created": len(changes.created),
+                "updated": len(changes.updated),
+                "unchanged": len(changes.unchanged),
+                "deleted": len(changes.deleted),
+            },
+        )
     return Response(stored.body, stored.status_code, media_type=JSON)
 
 

@@ -29,6 +29,55 @@ _OUT_OF_SCOPE = _problem(
     "The OAuth access token does not cover this resource (WWW-Authenticate names the scope needed)"
 )
 _WRITE_SECURITY: list[Schema] = [{"ingestKey": []}]
+# The fields of draft-ietf-httpapi-ratelimit-headers-10, on each response that spent from a bucket.
+_RATE_LIMIT_HEADERS: Schema = {
+    "RateLimit-Policy": {
+        "description": 'The token bucket this request spent from ("reads" per integrator, '
+        '"writes" per ingest key): q requests, refilled steadily over w seconds',
+        "schema": {"type": "string", "examples": ['"reads";q=6000;w=60']},
+    },
+    "RateLimit": {
+        "description": "Requests left in that bucket (r), and seconds until one more (t)",
+        "schema": {"type": "string", "examples": ['"reads";r=5999;t=1']},
+    },
+}
+_RATE_LIMITED: Schema = {
+    **_problem(
+        "A token bucket is empty: this integrator's reads (\"reads\"), this ingest key's "
+        'writes ("writes"), or requests with a missing or wrong credential from this '
+        'address ("auth-failures", which refuses every request from it for a while); '
+        "violated-policies names it"
+    ),
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait before the next request can succeed",
+            "schema": {"type": "integer", "minimum": 1},
+        },
+        **_RATE_LIMIT_HEADERS,
+    },
+}
+
+
+_READ_UNAVAILABLE = {
+    **_problem("The database is unavailable for now (restarting, unreachable or overloaded)"),
+    "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+}
+_WRITE_UNAVAILABLE = {
+    **_READ_UNAVAILABLE,
+    "description": (
+        "The database is unavailable for now: nothing was written, unless the detail says "
+        "the commit itself failed (then resend: a resent write stores the same records)"
+    ),
+}
+
+
+def _limited(responses: Schema, unavailable: Schema = _READ_UNAVAILABLE) -> Schema:
+    """`responses` with what every /v1 operation may answer besides: the rate limit's 429
+    (and its fields on every success), and 503 while the database is unavailable."""
+    for code, response in responses.items():
+        if code.startswith("2"):
+            response["headers"] = {**response.get("headers", {}), **_RATE_LIMIT_HEADERS}
+    return {**responses, "429": _RATE_LIMITED, "503": unavailable}
 
 
 def _read_security(resource: Resource) -> list[Schema]:
@@ -117,31 +166,33 @@ class ReadDocs:
             ),
             "security": _read_security(r),
             "parameters": parameters,
-            "responses": {
-                "200": {
-                    **_json(
-                        {"anyOf": [ref(schema_name(r, "Page")), ref(schema_name(r, "Lookup"))]},
-                        "A page (or, with ids, a lookup)",
-                    ),
-                    "headers": {
-                        "Link": {
-                            "description": 'rel="next" URL while there is a next page',
-                            "schema": {"type": "string"},
-                        }
+            "responses": _limited(
+                {
+                    "200": {
+                        **_json(
+                            {"anyOf": [ref(schema_name(r, "Page")), ref(schema_name(r, "Lookup"))]},
+                            "A page (or, with ids, a lookup)",
+                        ),
+                        "headers": {
+                            "Link": {
+                                "description": 'rel="next" URL while there is a next page',
+                                "schema": {"type": "string"},
+                            }
+                        },
                     },
-                },
-                "400": _problem("A parameter or the cursor is invalid"),
-                "401": _UNAUTHENTICATED,
-                "403": _OUT_OF_SCOPE,
-                "410": _problem(
-                    "history-purged: a range reaching back before the tombstones still kept. "
-                    "history-rewound: a modified_since or cursor past the business's current "
-                    "consistent_until, as after a restore from backup or a failover to a lagging "
-                    "replica. Either way: do a complete transfer and poll on from its "
-                    "consistent_until"
-                ),
-                "414": _problem("The query string is too long; look long id lists up by POST"),
-            },
+                    "400": _problem("A parameter or the cursor is invalid"),
+                    "401": _UNAUTHENTICATED,
+                    "403": _OUT_OF_SCOPE,
+                    "410": _problem(
+                        "history-purged: a range reaching back before the tombstones still kept. "
+                        "history-rewound: a modified_since or cursor past the business's current "
+                        "consistent_until, as after a restore from backup or a failover to a "
+                        "lagging replica. Either way: do a complete transfer and poll on from its "
+                        "consistent_until"
+                    ),
+                    "414": _problem("The query string is too long; look long id lists up by POST"),
+                }
+            ),
         }
 
     def lookup_operation(self) -> Schema:
@@ -158,18 +209,20 @@ class ReadDocs:
             "description": "Records by id in the order asked; deleted ones as tombstones; unknown ids in missing.",
             "security": _read_security(r),
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-            "responses": {
-                "200": _json(
-                    ref(schema_name(r, "Lookup")), "The records found, and the ids missing"
-                ),
-                "400": _problem("The body is not JSON, or lists more than 10,000 ids"),
-                "401": _UNAUTHENTICATED,
-                "403": _OUT_OF_SCOPE,
-                "413": _problem("The body is too large"),
-                "422": _problem(
-                    'The body is not {"ids": [...]}, or an id is not 1 to 64 printable characters'
-                ),
-            },
+            "responses": _limited(
+                {
+                    "200": _json(
+                        ref(schema_name(r, "Lookup")), "The records found, and the ids missing"
+                    ),
+                    "400": _problem("The body is not JSON, or lists more than 10,000 ids"),
+                    "401": _UNAUTHENTICATED,
+                    "403": _OUT_OF_SCOPE,
+                    "413": _problem("The body is too large"),
+                    "422": _problem(
+                        'The body is not {"ids": [...]}, or an id is not 1 to 64 printable characters'
+                    ),
+                }
+            ),
         }
 
     def get_operation(self) -> Schema:
@@ -177,13 +230,15 @@ class ReadDocs:
         return {
             "security": _read_security(r),
             "parameters": [_id_parameter(r)],
-            "responses": {
-                "200": _json(ref(schema_name(r)), "The record"),
-                "400": _problem("The id is not 1 to 64 printable characters"),
-                "401": _UNAUTHENTICATED,
-                "403": _OUT_OF_SCOPE,
-                "404": _problem("No such record, or it was deleted"),
-            },
+            "responses": _limited(
+                {
+                    "200": _json(ref(schema_name(r)), "The record"),
+                    "400": _problem("The id is not 1 to 64 printable characters"),
+                    "401": _UNAUTHENTICATED,
+                    "403": _OUT_OF_SCOPE,
+                    "404": _problem("No such record, or it was deleted"),
+                }
+            ),
         }
 
 
@@ -194,15 +249,20 @@ class WriteDocs:
         self.resource = resource
 
     def _write_responses(self, ok: Schema) -> Schema:
-        return {
-            **ok,
-            "400": _problem(
-                "The body is not JSON, the body or URL is not UTF-8, or a header is invalid"
-            ),
-            "401": _UNAUTHENTICATED,
-            "413": _problem("The body is too large"),
-            "422": _problem("A record breaks a rule; errors name each place. Nothing was written."),
-        }
+        return _limited(
+            {
+                **ok,
+                "400": _problem(
+                    "The body is not JSON, the body or URL is not UTF-8, or a header is invalid"
+                ),
+                "401": _UNAUTHENTICATED,
+                "413": _problem("The body is too large"),
+                "422": _problem(
+                    "A record breaks a rule; errors name each place. Nothing was written."
+                ),
+            },
+            _WRITE_UNAVAILABLE,
+        )
 
     def _idempotency_header(self) -> Schema:
         return {
@@ -241,13 +301,16 @@ class WriteDocs:
         return {
             "security": _WRITE_SECURITY,
             "parameters": [_id_parameter(r), self._idempotency_header()],
-            "responses": {
-                "200": _json(ref("Tombstone"), "Deleted (or already deleted); the tombstone"),
-                "400": _problem("The id or the Idempotency-Key header is invalid"),
-                "401": _UNAUTHENTICATED,
-                "404": _problem("No such record"),
-                "422": _problem("The Idempotency-Key was used for another request"),
-            },
+            "responses": _limited(
+                {
+                    "200": _json(ref("Tombstone"), "Deleted (or already deleted); the tombstone"),
+                    "400": _problem("The id or the Idempotency-Key header is invalid"),
+                    "401": _UNAUTHENTICATED,
+                    "404": _problem("No such record"),
+                    "422": _problem("The Idempotency-Key was used for another request"),
+                },
+                _WRITE_UNAVAILABLE,
+            ),
         }
 
     def batch_operation(self) -> Schema:

@@ -175,6 +175,12 @@ def components() -> Schema:
                     "type": "integer",
                     "description": "How many more problems there were than errors lists",
                 },
+                "violated-policies": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "On 429: the rate limit policies that ran out "
+                    "(as RateLimit-Policy names them)",
+                },
             },
             "required": ["type", "title", "status", "detail"],
         },

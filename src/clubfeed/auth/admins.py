@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from clubfeed.auth import passwords
-from clubfeed.storage.schema import admins, businesses
+from clubfeed.storage.schema import admin_sessions, admins, businesses
 from clubfeed.timefmt import now_us
 
 
@@ -51,6 +51,61 @@ def create(
         .returning(admins.c.id)
     ).scalar_one()
     return Admin(admin_id, business_id, email)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """An admin as `clubfeed admin list` shows it."""
+
+    id: int
+    business_id: int
+    email: str
+    created_at: int
+
+
+def listed(conn: Connection, business_id: int | None = None) -> list[Listed]:
+    """Every admin (of one business, if given), by business then email."""
+    query = select(admins.c.id, admins.c.business_id, admins.c.email, admins.c.created_at)
+    if business_id is not None:
+        query = query.where(admins.c.business_id == business_id)
+    rows = conn.execute(query.order_by(admins.c.business_id, admins.c.email))
+    return [Listed(r.id, r.business_id, r.email, r.created_at) for r in rows]
+
+
+def by_email(conn: Connection, email: str) -> Admin | None:
+    row = conn.execute(
+        select(admins.c.id, admins.c.business_id, admins.c.email).where(
+            admins.c.email == normalize_email(email)
+        )
+    ).first()
+    return None if row is None else Admin(row.id, row.business_id, row.email)
+
+
+def _end_sessions(conn: Connection, admin_id: int) -> int:
+    return conn.execute(
+        delete(admin_sessions).where(admin_sessions.c.admin_id == admin_id)
+    ).rowcount
+
+
+def reset_password(conn: Connection, ph: PasswordHasher, admin: Admin, password: str) -> int:
+    """Give `admin` a new password and end its console sessions (how many were live or not).
+
+    ValueError if the password is too weak; nothing changes then.
+    """
+    if (weak := passwords.check_strength(password)) is not None:
+        raise ValueError(weak)
+    store_hash(conn, admin.id, ph.hash(password))
+    return _end_sessions(conn, admin.id)
+
+
+def remove(conn: Connection, admin: Admin) -> int:
+    """Delete `admin` and its console sessions; returns how many sessions ended.
+
+    The OAuth grants it approved stay: the business approved them, not the person.
+    """
+    ended = _end_sessions(conn, admin.id)
+    conn.execute(delete(admins).where(admins.c.id == admin.id))
+    return ended
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, and_, select, update
 
 from clubfeed import catalogue
 from clubfeed.auth import tokens
-from clubfeed.auth.credentials import token_hash
+from clubfeed.auth.credentials import SHARED_SECRET, hash_matches, matching, token_hash
 from clubfeed.storage.engine import dialect_insert
 from clubfeed.storage.schema import businesses, connections, integrators
 from clubfeed.timefmt import now_us
@@ -87,10 +87,12 @@ def shared_secret_reader(
 ) -> tuple[int, bool] | None:
     """(business id, revoked) for a shared secret read by `integrator_id`; None if no such secret.
 
-    One indexed lookup answers both: the hot path of every shared-secret read.
+    One indexed lookup answers both: the hot path of every shared-secret read. A
+    rotated secret answers until its overlap ends.
     """
+    digest, now = token_hash(secret), now_us()
     row = conn.execute(
-        select(businesses.c.id, connections.c.revoked_at)
+        select(businesses.c.id, connections.c.revoked_at, *SHARED_SECRET.columns())
         .select_from(businesses)
         .outerjoin(
             connections,
@@ -100,9 +102,11 @@ def shared_secret_reader(
                 connections.c.via == VIA_SHARED_SECRET,
             ),
         )
-        .where(businesses.c.shared_secret_hash == token_hash(secret))
+        .where(matching(SHARED_SECRET, digest, now))
     ).first()
-    return None if row is None else (row.id, row.revoked_at is not None)
+    if row is None or not hash_matches(digest, row, now):
+        return None
+    return row.id, row.revoked_at is not None
 
 
 def revoke(

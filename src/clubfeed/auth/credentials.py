@@ -2,7 +2,8 @@
 
 A credential is looked up by its hash (the index makes that fast) and the stored
 hash is compared again in constant time, so neither a database dump nor a timing
-side channel gives a usable secret away.
+side channel gives a usable secret away. A rotated credential may keep working
+beside its successor for an overlap, so that clients switch without an outage.
 """
 
 from __future__ import annotations
@@ -12,10 +13,22 @@ import hmac
 import ipaddress
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from clubfeed.feed import clock
 from clubfeed.storage.schema import businesses, integrators
@@ -57,8 +70,25 @@ class NewIntegrator:
     redirect_uris: tuple[str, ...] = field(default=())
 
 
-def create_business(conn: Connection, name: str) -> NewBusiness:
-    """Create a business with its change clock; the raw credentials are returned only here."""
+class DuplicateName(ValueError):
+    """A business or integrator of that name exists already (and duplicates were not allowed)."""
+
+
+def _refuse_duplicate(conn: Connection, table: Table, what: str, name: str) -> None:
+    found = conn.execute(
+        select(table.c.id).where(table.c.name == name).order_by(table.c.id).limit(1)
+    ).scalar()
+    if found is not None:
+        raise DuplicateName(f"{what} {found} is named {name!r} already.")
+
+
+def create_business(conn: Connection, name: str, *, unique_name: bool = False) -> NewBusiness:
+    """Create a business with its change clock; the raw credentials are returned only here.
+
+    With `unique_name`, DuplicateName if a business has this exact name.
+    """
+    if unique_name:
+        _refuse_duplicate(conn, businesses, "Business", name)
     secret, ingest_key = new_token(SHARED_SECRET_PREFIX), new_token(INGEST_KEY_PREFIX)
     business_id: int = conn.execute(
         insert(businesses)
@@ -74,23 +104,76 @@ def create_business(conn: Connection, name: str) -> NewBusiness:
     return NewBusiness(business_id, name, secret, ingest_key)
 
 
-def _rotate(conn: Connection, table: Table, row_id: int, column: str, prefix: str) -> str | None:
-    """Store a fresh token's hash in `column` of row `row_id`; the new token, or None if no row."""
-    token = new_token(prefix)
-    result = conn.execute(
-        update(table).where(table.c.id == row_id).values({column: token_hash(token)})
-    )
+@dataclass(frozen=True)
+class CredentialKind:
+    """Where one kind of credential lives: its hash, and its predecessor's hash and deadline."""
+
+    table: Table
+    column: str
+    previous: str
+    prefix: str
+
+    def columns(self) -> tuple[Column[bytes], Column[bytes], Column[int]]:
+        t = self.table.c
+        return t[self.column], t[f"{self.previous}_hash"], t[f"{self.previous}_until"]
+
+
+SHARED_SECRET = CredentialKind(
+    businesses, "shared_secret_hash", "previous_shared_secret", SHARED_SECRET_PREFIX
+)
+INGEST_KEY = CredentialKind(businesses, "ingest_key_hash", "previous_ingest_key", INGEST_KEY_PREFIX)
+INTEGRATOR_KEY = CredentialKind(integrators, "key_hash", "previous_key", INTEGRATOR_KEY_PREFIX)
+
+
+def _rotate(
+    conn: Connection, kind: CredentialKind, row_id: int, previous_until: int | None
+) -> str | None:
+    """Store a fresh token's hash for row `row_id`: the new token, or None if there is no row.
+
+    With `previous_until` (µs) the current token keeps working until then; a previous
+    token from an earlier rotation stops at once either way.
+    """
+    token = new_token(kind.prefix)
+    current, previous, until = kind.columns()
+    values: dict[str, object] = {
+        current.name: token_hash(token),
+        previous.name: None if previous_until is None else current,
+        until.name: previous_until,
+    }
+    result = conn.execute(update(kind.table).where(kind.table.c.id == row_id).values(values))
     return token if result.rowcount == 1 else None
 
 
-def rotate_shared_secret(conn: Connection, business_id: int) -> str | None:
-    """Replace a business's shared secret (the old one stops working at once); None if no such business."""
-    return _rotate(conn, businesses, business_id, "shared_secret_hash", SHARED_SECRET_PREFIX)
+def rotate_shared_secret(
+    conn: Connection, business_id: int, *, previous_until: int | None = None
+) -> str | None:
+    """Replace a business's shared secret; None if no such business."""
+    return _rotate(conn, SHARED_SECRET, business_id, previous_until)
 
 
-def rotate_ingest_key(conn: Connection, business_id: int) -> str | None:
-    """Replace a business's ingest key (the old one stops working at once); None if no such business."""
-    return _rotate(conn, businesses, business_id, "ingest_key_hash", INGEST_KEY_PREFIX)
+def rotate_ingest_key(
+    conn: Connection, business_id: int, *, previous_until: int | None = None
+) -> str | None:
+    """Replace a business's ingest key; None if no such business."""
+    return _rotate(conn, INGEST_KEY, business_id, previous_until)
+
+
+def hash_matches(digest: bytes, row: Sequence[Any], now: int) -> bool:
+    """Whether `digest` is the row's current hash, or its previous one still in its overlap.
+
+    `row` ends with the kind's `columns()`; both hashes are compared in constant time.
+    """
+    current, previous, until = row[-3:]
+    live_previous = previous is not None and until is not None and until > now
+    return hmac.compare_digest(current, digest) or (
+        live_previous and hmac.compare_digest(previous, digest)
+    )
+
+
+def matching(kind: CredentialKind, digest: bytes, now: int) -> ColumnElement[bool]:
+    """The WHERE clause finding the row whose current or live previous hash is `digest`."""
+    current, previous, until = kind.columns()
+    return or_(current == digest, and_(previous == digest, until > now))
 
 
 def is_loopback(host: str) -> bool:
@@ -122,12 +205,22 @@ def redirect_uri_problem(uri: str) -> str | None:
 
 
 def create_integrator(
-    conn: Connection, name: str, redirect_uris: tuple[str, ...] = ()
+    conn: Connection,
+    name: str,
+    redirect_uris: tuple[str, ...] = (),
+    *,
+    unique_name: bool = False,
 ) -> NewIntegrator:
-    """Register an integrator with its key and OAuth client credentials; ValueError for a bad URI."""
+    """Register an integrator with its key and OAuth client credentials.
+
+    ValueError for a bad URI; with `unique_name`, DuplicateName if an integrator has
+    this exact name.
+    """
     for uri in redirect_uris:
         if (problem := redirect_uri_problem(uri)) is not None:
             raise ValueError(problem)
+    if unique_name:
+        _refuse_duplicate(conn, integrators, "Integrator", name)
     key = new_token(INTEGRATOR_KEY_PREFIX)
     client_id = CLIENT_ID_PREFIX + secrets.token_urlsafe(16)
     client_secret = new_token(CLIENT_SECRET_PREFIX)
@@ -146,9 +239,11 @@ def create_integrator(
     return NewIntegrator(integrator_id, name, key, client_id, client_secret, redirect_uris)
 
 
-def rotate_integrator_key(conn: Connection, integrator_id: int) -> str | None:
-    """Replace an integrator's key (the old one stops working at once); None if no such integrator."""
-    return _rotate(conn, integrators, integrator_id, "key_hash", INTEGRATOR_KEY_PREFIX)
+def rotate_integrator_key(
+    conn: Connection, integrator_id: int, *, previous_until: int | None = None
+) -> str | None:
+    """Replace an integrator's key; None if no such integrator."""
+    return _rotate(conn, INTEGRATOR_KEY, integrator_id, previous_until)
 
 
 def set_oauth_client(
@@ -181,18 +276,20 @@ def set_oauth_client(
     return client_id, client_secret
 
 
-def _find(conn: Connection, id_column: object, hash_column: object, token: str) -> int | None:
-    digest = token_hash(token)
-    row = conn.execute(select(id_column, hash_column).where(hash_column == digest)).first()  # type: ignore[call-overload]
-    if row is None or not hmac.compare_digest(row[1], digest):
+def _find(conn: Connection, kind: CredentialKind, token: str) -> int | None:
+    digest, now = token_hash(token), now_us()
+    row = conn.execute(
+        select(kind.table.c.id, *kind.columns()).where(matching(kind, digest, now))
+    ).first()
+    if row is None or not hash_matches(digest, row, now):
         return None
     found: int = row[0]
     return found
 
 
 def business_by_ingest_key(conn: Connection, key: str) -> int | None:
-    return _find(conn, businesses.c.id, businesses.c.ingest_key_hash, key)
+    return _find(conn, INGEST_KEY, key)
 
 
 def integrator_by_key(conn: Connection, key: str) -> int | None:
-    return _find(conn, integrators.c.id, integrators.c.key_hash, key)
+    return _find(conn, INTEGRATOR_KEY, key)

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.datastructures import FormData
 
+from clubfeed.auth import sessions
 from clubfeed.auth.sessions import Session
 from clubfeed.web.pages import HOME, Pages, csrf_ok, current_session, login_url, redirect
 
@@ -47,6 +48,8 @@ class SignedForm:
 
     session: Session
     form: FormData
+    session_token: str
+    """The session's cookie value: what a flash for the next page is sealed with."""
 
     def text(self, name: str) -> str:
         value = self.form.get(name)
@@ -123,7 +126,7 @@ def form_on(page_path: str) -> Callable[[Request], Awaitable[SignedForm]]:
         form = await request.form()
         if not csrf_ok(session.csrf_token, form.get("csrf_token")):
             raise CsrfRejected(session)
-        return SignedForm(session, form)
+        return SignedForm(session, form, request.cookies.get(sessions.COOKIE, ""))
 
     return signed_form
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
-from clubfeed.auth import admins, sessions
+from clubfeed.auth import admins, flashes, sessions
 from clubfeed.auth.passwords import hasher
 from clubfeed.console.access import ConsoleRoute, form_on, page, safe_next
 from clubfeed.web.pages import (
@@ -136,7 +136,12 @@ async def login(request: Request) -> Response:
 @router.post("/logout", dependencies=[Depends(form_on(HOME))])
 async def logout(request: Request) -> Response:
     token = request.cookies.get(sessions.COOKIE, "")
-    await write(request, lambda conn: sessions.end(conn, token))
+
+    def log_out(conn: Connection) -> None:
+        sessions.end(conn, token)
+        flashes.forget_session(conn, token)
+
+    await write(request, log_out)
     response = redirect(LOGIN)
     response.delete_cookie(
         sessions.COOKIE, path="/", secure=secure_cookies(request), httponly=True, samesite="lax"

@@ -33,6 +33,7 @@ async def overview(request: Request, session: Admin) -> Response:
             "counts": counts,
             "locations": queries.locations(conn, business_id=business_id, limit=MAX_LOCATIONS),
             "apps": connections.of_business(conn, business_id),
+            **queries.local_time(conn, business_id=business_id),
         }
 
     context = await read(request, gather, fresh=True)
@@ -48,6 +49,7 @@ async def activity_page(request: Request, session: Admin) -> Response:
         return {
             "recent": activity.recent(conn, business_id, limit=RECENT_REQUESTS),
             "per_integrator": sorted(per_integrator.items(), key=lambda item: (-item[1], item[0])),
+            **queries.local_time(conn, business_id=business_id),
         }
 
     context = await read(request, gather, fresh=True)

@@ -17,6 +17,7 @@ _ERROR: Schema = {
         "error_description": _STRING,
     },
 }
+_RETRY_AFTER: Schema = {"description": "Seconds to wait", "schema": {"type": "integer"}}
 _NO_STORE = {
     "Cache-Control": {"description": "no-store", "schema": _STRING},
     "Pragma": {"description": "no-cache", "schema": _STRING},
@@ -55,7 +56,13 @@ _CLIENT_ERRORS: dict[int | str, Schema] = {
     429: _json(
         "Too many requests from this client (or, unauthenticated, from this address)",
         _ERROR,
-        **{"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+        **{"Retry-After": _RETRY_AFTER},
+    ),
+    503: _json(
+        "error temporarily_unavailable: the database is unavailable for now; nothing was "
+        "changed, unless error_description says the commit itself failed",
+        _ERROR,
+        **{"Retry-After": _RETRY_AFTER},
     ),
 }
 
@@ -207,6 +214,11 @@ AUTHORIZE_RESPONSES: dict[int | str, Schema] = {
             "An error page, never a redirect, when the client is unknown, the redirect URI "
             "is not registered exactly, or a parameter is repeated"
         ),
+        "content": _HTML,
+    },
+    503: {
+        "description": "A page saying the service is briefly unavailable (its database is down)",
+        "headers": {"Retry-After": _RETRY_AFTER},
         "content": _HTML,
     },
 }

@@ -21,9 +21,9 @@ from clubfeed.oauth.requests import (
     well_formed_basic,
 )
 from clubfeed.oauth.server import AuthServer, Reply, error_reply
-from clubfeed.ratelimit import Limit
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import read_connection, write_transaction
+from clubfeed.web.ratelimit import Limit
 
 Respond = Callable[[AuthServer, OAuthRequest], Reply]
 

@@ -17,6 +17,7 @@ from clubfeed.oauth import authorize as flow
 from clubfeed.oauth import docs, endpoints
 from clubfeed.oauth.requests import incoming
 from clubfeed.oauth.server import Reply, metadata
+from clubfeed.web.hosts import public_base
 from clubfeed.web.pages import Pages, login_url, redirect
 from clubfeed.web.state import blocking, state
 
@@ -122,5 +123,4 @@ async def revoke(request: Request) -> Response:
     responses=docs.METADATA_RESPONSES,
 )
 async def server_metadata(request: Request) -> JSONResponse:
-    public_url = state(request).settings.public_url or str(request.base_url)
-    return JSONResponse(metadata(public_url.rstrip("/")))
+    return JSONResponse(metadata(public_base(request)))

@@ -2,6 +2,12 @@
 
 Writes on SQLite take the write lock up front (`BEGIN IMMEDIATE`) so that two
 writers never deadlock upgrading a read lock; WAL lets readers run beside them.
+
+Engines never put SQL parameters into errors (`hide_parameters`), so a traceback in a
+log holds statements but no values. `timeout_s` bounds every wait on the database
+that is not a query: for a pooled connection, for a lock another writer holds
+(SQLite's busy timeout, PostgreSQL's lock_timeout), and for a PostgreSQL connection
+to open; past it the caller gets an error it can turn into 503.
 """
 
 from __future__ import annotations
@@ -13,21 +19,39 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import Pool
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+from clubfeed.settings import Settings
+from clubfeed.storage.outages import CommitFailed
+
+DEFAULT_TIMEOUT_S = Settings.db_timeout_s
+# libpq's connect_timeout is whole seconds, and it treats values under 2 as 2.
+_MIN_CONNECT_TIMEOUT_S = 2
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine for `url` (`sqlite:///file.db` or `postgresql+psycopg://…`)."""
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    poolclass: type[Pool] | None = None,
+) -> Engine:
+    """An engine for `url` (`sqlite:///file.db` or `postgresql+psycopg://…`).
+
+    `poolclass` None is SQLAlchemy's choice: a QueuePool for PostgreSQL and SQLite files.
+    """
     parsed = make_url(url)
+    options: dict[str, Any] = {
+        "pool_size": pool_size,
+        "max_overflow": pool_size,
+        "pool_timeout": timeout_s,
+        "hide_parameters": True,
+        "poolclass": poolclass,
+    }
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(
-            parsed,
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-        )
-        _configure_sqlite(engine)
+        engine = create_engine(parsed, connect_args={"timeout": timeout_s}, **options)
+        _configure_sqlite(engine, busy_timeout_ms=round(timeout_s * 1000))
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise ValueError(
@@ -35,10 +59,17 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         )
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # pre-ping: a connection that died with a restarted server is replaced at checkout,
+    # so the first request after PostgreSQL returns already succeeds. lock_timeout is
+    # SQLite's busy timeout: a writer waits that long for a row another writer holds.
+    connect_args = {
+        "connect_timeout": max(_MIN_CONNECT_TIMEOUT_S, round(timeout_s)),
+        "options": f"-c lock_timeout={round(timeout_s * 1000)}",
+    }
+    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **options)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
     """Let clubfeed, not the driver, decide when transactions begin and how."""
 
     @event.listens_for(engine, "connect")
@@ -47,7 +78,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -67,12 +98,24 @@ def dialect_insert(conn: Connection) -> Callable[[Table], sqlite.Insert | postgr
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A connection in a write transaction, committed on success, rolled back on error."""
+    """A connection in a write transaction, committed on success, rolled back on error.
+
+    An error before the commit wrote nothing; one from the commit itself is raised as
+    `CommitFailed`, since the database may have written the transaction and lost the
+    connection before saying so.
+    """
     with engine.connect() as conn:
         if is_sqlite(engine):
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-        with conn.begin():
-            yield conn
+        committing = False
+        try:
+            with conn.begin():
+                yield conn
+                committing = True
+        except DBAPIError as exc:
+            if committing:
+                raise CommitFailed("the database failed during the commit") from exc
+            raise
 
 
 @contextmanager

@@ -46,6 +46,11 @@ businesses = Table(
     Column("shared_secret_hash", LargeBinary(32), nullable=False, unique=True),
     Column("ingest_key_hash", LargeBinary(32), nullable=False, unique=True),
     Column("created_at", BigInteger, nullable=False),
+    # A rotated credential keeps working until `..._until` (microseconds) when given an overlap.
+    Column("previous_shared_secret_hash", LargeBinary(32), nullable=True, unique=True),
+    Column("previous_shared_secret_until", BigInteger, nullable=True),
+    Column("previous_ingest_key_hash", LargeBinary(32), nullable=True, unique=True),
+    Column("previous_ingest_key_until", BigInteger, nullable=True),
 )
 
 integrators = Table(
@@ -61,6 +66,8 @@ integrators = Table(
     Column("client_id", Text, nullable=True, unique=True),
     Column("client_secret_hash", LargeBinary(32), nullable=True),
     Column("redirect_uris", Text, nullable=False, server_default="[]"),
+    Column("previous_key_hash", LargeBinary(32), nullable=True, unique=True),
+    Column("previous_key_until", BigInteger, nullable=True),
 )
 
 change_clock = Table(
@@ -109,6 +116,16 @@ admin_sessions = Table(
     Column("admin_id", BigInteger, nullable=False),
     Column("csrf_token", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+# A message for the next page after a console form, shown once (see auth/flashes.py).
+console_flashes = Table(
+    "console_flashes",
+    metadata,
+    _serial(),
+    Column("session_hash", LargeBinary(32), nullable=False, index=True),
+    Column("sealed", LargeBinary, nullable=False),  # AES-GCM under a key only the cookie gives
     Column("expires_at", BigInteger, nullable=False),
 )
 

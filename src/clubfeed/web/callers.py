@@ -2,7 +2,10 @@
 
 Credentials are checked before the request is looked at (and before a body is read),
 so a caller without them learns nothing but 401 and cannot make the server buffer a
-large body. Every authenticated read is recorded (without blocking) for the console.
+large body. Rate limits come first and right after: an address over its limit of
+failed credentials is refused before they are looked up, and a caller once known spends
+from its bucket (`web.ratelimit`). Every authenticated read is recorded (without
+blocking) for the console.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from sqlalchemy import Connection
 from clubfeed import activity
 from clubfeed.auth import guard
 from clubfeed.errors import ClubfeedError
+from clubfeed.storage import outages
 from clubfeed.storage.engine import read_connection
 from clubfeed.timefmt import now_us
-from clubfeed.web.problems import status_for
+from clubfeed.web.rfc9457 import status_for
 from clubfeed.web.state import blocking, state
 
 T = TypeVar("T")
@@ -36,29 +40,39 @@ async def as_reader(
     Without a body, authentication and the work share one pooled connection.
     """
     app_state = state(request)
+    limits = app_state.api_limits
+    address = limits.address(request)
     who: guard.Reader | None = None
     body = b""
+
+    def admit(conn: Connection) -> guard.Reader:
+        reader = limits.authenticated(
+            address, lambda: guard.reader(conn, request.headers, resource)
+        )
+        limits.read(request, reader.integrator_id)
+        return reader
+
     if with_body:
 
         def authenticate() -> guard.Reader:
             with read_connection(app_state.engine) as conn:
-                return guard.reader(conn, request.headers, resource)
+                return _noted(request, admit(conn))
 
         who = await blocking(authenticate)
         body = await request.body()
 
     def run() -> T:
         with read_connection(app_state.engine) as conn:
-            reader = who or guard.reader(conn, request.headers, resource)
+            reader = who or _noted(request, admit(conn))
             status = 200
             try:
                 return work(conn, reader.business_id, body)
             except ClubfeedError as exc:
                 status = status_for(exc)
                 raise
-            except Exception:
-                # Anything else reaches the app's catch-all handler, which answers 500.
-                status = 500
+            except Exception as exc:
+                # Anything else answers 503 while the database is unavailable, else 500.
+                status = 503 if outages.unavailable(exc) else 500
                 raise
             finally:
                 app_state.recorder.record(
@@ -78,10 +92,23 @@ async def as_reader(
 
 async def writer(request: Request) -> int:
     """The business whose ingest key the request carries; Unauthenticated otherwise."""
-    engine = state(request).engine
+    app_state = state(request)
+    limits = app_state.api_limits
+    address = limits.address(request)
 
     def authenticate() -> int:
-        with read_connection(engine) as conn:
-            return guard.writer(conn, request.headers)
+        with read_connection(app_state.engine) as conn:
+            business_id = limits.authenticated(address, lambda: guard.writer(conn, request.headers))
+        limits.write(request, business_id)
+        return business_id
 
-    return await blocking(authenticate)
+    business_id = await blocking(authenticate)
+    request.state.business_id = business_id
+    return business_id
+
+
+def _noted(request: Request, reader: guard.Reader) -> guard.Reader:
+    """Put the reader's ids on the request, for its log line (`web.observe`)."""
+    request.state.business_id = reader.business_id
+    request.state.integrator_id = reader.integrator_id
+    return reader

@@ -1,21 +1,29 @@
-"""Request limits enforced before any handler runs: body size, query size, URL encoding."""
+"""Request limits enforced before any handler runs: body size and pace, query size, URL encoding."""
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clubfeed.web.problems import problem_response
+from clubfeed.web.rfc9457 import problem_response
 
 
 class RequestLimits:
-    """Refuse oversized bodies (413), oversized query strings (414) and non-UTF-8 URLs (400)."""
+    """Refuse oversized bodies (413), oversized query strings (414) and non-UTF-8 URLs (400).
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_query_bytes: int) -> None:
+    A body that stalls for `body_timeout_s` between two chunks ends the request (408), so a
+    slow client cannot hold a request, its connection or a shutdown open.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, max_query_bytes: int, body_timeout_s: int
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_query_bytes = max_query_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,12 +75,25 @@ class RequestLimits:
         )
 
     def _counting(self, receive: Receive) -> Receive:
-        """Count a body sent without Content-Length, and stop it at the limit."""
+        """Count a body sent without Content-Length, stop it at the limit, and time its chunks."""
         seen = 0
+        complete = False
 
         async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete
+            if complete:
+                # After the body, receive() waits for a disconnect, which may take as long
+                # as the response does.
+                return await receive()
+            try:
+                async with asyncio.timeout(self.body_timeout_s):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyStalled(
+                    f"The request body stalled: nothing arrived for {self.body_timeout_s} s. "
+                    "Send the whole body without pausing, then retry."
+                ) from None
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body_bytes:
@@ -108,3 +129,7 @@ def _not_utf8(scope: Scope) -> str | None:
 
 class BodyTooLarge(Exception):
     """A streamed body passed the limit; answered 413 by the app's handler."""
+
+
+class BodyStalled(Exception):
+    """A body paused past the body timeout; answered 408 (and the connection closed)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +22,7 @@ from fastapi.templating import Jinja2Templates
 from clubfeed import catalogue
 from clubfeed.auth import sessions
 from clubfeed.storage.engine import read_connection
-from clubfeed.timefmt import format_us
+from clubfeed.web import times
 from clubfeed.web.state import blocking, state
 
 HERE = Path(__file__).parent
@@ -49,14 +50,11 @@ SECURITY_HEADERS = {
 class Pages:
     """A feature's templates (in `directory`) beside the shared layout and filters."""
 
-    def __init__(self, directory: Path) -> None:
-        self.templates = Jinja2Templates(directory=[directory, LAYOUT_DIR])
+    def __init__(self, directory: Path | None = None) -> None:
+        self.templates = Jinja2Templates(directory=[*filter(None, [directory]), LAYOUT_DIR])
         env = self.templates.env
-        env.filters["when"] = lambda us: (
-            "never" if us is None else format_us(us)[:19].replace("T", " ") + " UTC"
-        )
-        env.filters["day"] = lambda us: format_us(us)[:10]
-        env.filters["iso"] = lambda us: format_us(us)
+        env.filters["when"] = times.when
+        env.filters["day"] = times.day
         env.filters["words"] = lambda name: catalogue.get(name).title
         env.globals["VIA_WORDS"] = {"oauth": "OAuth", "shared_secret": "Shared secret"}
 
@@ -69,6 +67,64 @@ class Pages:
         )
         response.headers.update(SECURITY_HEADERS)
         return response
+
+
+_layout = Pages()
+
+# Starlette's own errors under the console: what a person who typed or followed a link sees.
+_CONSOLE_ERRORS = {
+    404: (
+        "Page not found",
+        "There is no console page at this address. It may have moved, or the link may be "
+        "mistyped; start again from the console.",
+    ),
+    405: (
+        "This page cannot do that",
+        "This address does not answer that kind of request, so nothing was changed; "
+        "start again from the console.",
+    ),
+}
+
+
+def is_console(path: str) -> bool:
+    """A path the console owns, its static files included (not "/consoles" or "/v1/…")."""
+    return path == HOME or path.startswith(HOME + "/")
+
+
+def console_error(request: Request, status: int, headers: Mapping[str, str] | None) -> Response:
+    """An HTML page, in the console's layout, for an unknown console path or wrong method."""
+    title, message = _CONSOLE_ERRORS.get(
+        status, ("Something is wrong with this request", "Nothing was changed.")
+    )
+    return notice_page(request, status, title, message, home=True, headers=headers)
+
+
+def notice_page(
+    request: Request,
+    status: int,
+    title: str,
+    message: str,
+    *,
+    retry_url: str | None = None,
+    home: bool = False,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """A page that only explains (an outage, a wrong address), whoever the visitor is.
+
+    It never looks up a session, so it works while the database is down.
+    """
+    response = _layout.render(
+        request,
+        "error.html",
+        status,
+        session=None,
+        title=title,
+        message=message,
+        retry_url=retry_url,
+        home=home,
+    )
+    response.headers.update(headers or {})
+    return response
 
 
 def with_security_headers(response: Response) -> Response:
@@ -116,7 +172,11 @@ async def current_session(request: Request) -> sessions.Session | None:
         with read_connection(engine) as conn:
             return sessions.find(conn, token)
 
-    return await blocking(find)
+    session = await blocking(find)
+    if session is not None:
+        # For the request's log line (`web.observe`).
+        request.state.business_id = session.admin.business_id
+    return session
 
 
 def csrf_ok(expected: str | None, sent: object) -> bool:

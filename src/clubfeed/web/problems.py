@@ -1,13 +1,16 @@
-"""RFC 9457 problem details: the one error shape every endpoint answers with.
+"""The app's exception handlers: every error answered in the one shape (`web.rfc9457`).
 
-Domain errors know nothing of HTTP; `status_for` maps them to statuses by class,
-walking the hierarchy, so a new subclass answers like its parent until it is given
-a status of its own.
+Domain errors know nothing of HTTP; `rfc9457.status_for` maps them to statuses by
+class. Database errors that mean "unavailable for now" (as
+`storage.outages` decides) answer 503 with Retry-After, in the shape of the surface
+asked: problem+json for the API, RFC 6749 JSON for the OAuth client endpoints, an
+HTML page for the console and the consent page. Any other database error is a bug
+and reaches the catch-all 500.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
 
 import msgspec
 from fastapi import Request
@@ -17,62 +20,12 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from clubfeed import catalogue
-from clubfeed.errors import (
-    BadRequest,
-    ClubfeedError,
-    Forbidden,
-    HistoryPurged,
-    HistoryRewound,
-    IdempotencyReused,
-    InvalidInput,
-    NotFound,
-    Unauthenticated,
-)
+from clubfeed.errors import ClubfeedError, Forbidden, NotFound, Unauthenticated
+from clubfeed.storage import outages
+from clubfeed.web import pages
+from clubfeed.web.rfc9457 import problem_response, status_for
 
-PROBLEM_JSON = "application/problem+json"
-MAX_LISTED_ERRORS = 100
-
-STATUS: dict[type[ClubfeedError], int] = {
-    ClubfeedError: 400,
-    BadRequest: 400,
-    Unauthenticated: 401,
-    Forbidden: 403,
-    NotFound: 404,
-    HistoryPurged: 410,
-    HistoryRewound: 410,
-    InvalidInput: 422,
-    IdempotencyReused: 422,
-}
-
-
-def problem_response(
-    status: int,
-    title: str,
-    detail: str,
-    *,
-    slug: str,
-    errors: list[dict[str, object]] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    body: dict[str, object] = {
-        "type": f"/problems/{slug}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    if errors:
-        body["errors"] = errors[:MAX_LISTED_ERRORS]
-        if len(errors) > MAX_LISTED_ERRORS:
-            body["errors_not_listed"] = len(errors) - MAX_LISTED_ERRORS
-    return Response(msgspec.json.encode(body), status, headers=headers, media_type=PROBLEM_JSON)
-
-
-def status_for(exc: ClubfeedError) -> int:
-    """The HTTP status of a domain error: that of its nearest class with one."""
-    for cls in type(exc).__mro__:
-        if issubclass(cls, ClubfeedError) and cls in STATUS:
-            return STATUS[cls]
-    return STATUS[ClubfeedError]
+log = logging.getLogger(__name__)
 
 
 def domain_error(_request: Request, exc: Exception) -> Response:
@@ -121,8 +74,17 @@ def _no_route(path: str) -> str:
 
 
 def http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own errors (unknown route, wrong method) in the same shape."""
+    """Starlette's own errors (unknown route, wrong method) in the same shape.
+
+    Under the console (pages and their static files) a person is reading, so they get
+    an HTML page in the console's layout instead.
+    """
     assert isinstance(exc, HTTPException)
+    if pages.is_console(request.scope["path"]):
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return pages.console_error(request, exc.status_code, headers)
     detail = exc.detail
     if exc.status_code == 404 and detail == "Not Found":
         detail = _no_route(request.scope["path"])
@@ -148,10 +110,128 @@ def body_too_large(_request: Request, exc: Exception) -> Response:
     return problem_response(413, "Content too large", str(exc), slug="content-too-large")
 
 
-def unexpected_error(_request: Request, _exc: Exception) -> Response:
+def body_stalled(_request: Request, exc: Exception) -> Response:
+    return problem_response(
+        408, "Request timeout", str(exc), slug="request-timeout", headers={"Connection": "close"}
+    )
+
+
+def unexpected_error(_request: Request, exc: Exception) -> Response:
+    outcome = (
+        "this write may or may not have been saved"
+        if isinstance(exc, outages.CommitFailed)
+        else "nothing was written"
+    )
     return problem_response(
         500,
         "Internal error",
-        "Something went wrong on our side; nothing was written. Retry, and contact the operator if it persists.",
+        f"Something went wrong on our side; {outcome}. Retry, and contact the operator if it persists.",
         slug="internal-error",
     )
+
+
+RETRY_AFTER_S = 1
+# The surfaces that answer in their own shape; the rest of the app answers problem+json.
+_OAUTH_CLIENT_PATHS = frozenset({"/oauth/token", "/oauth/revoke"})
+_PAGE_PATHS = ("/console", "/oauth/authorize")
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def database_error(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After while the database is unavailable; other database errors are bugs.
+
+    What it says about the request's own effect is what the transaction promises: an
+    error before the commit wrote nothing, a failed commit leaves the outcome unknown.
+    """
+    if not outages.unavailable(exc):
+        raise exc  # to the catch-all: 500, and the traceback logged (without SQL parameters)
+    path = request.url.path
+    log.warning(
+        "%s %s answered 503: the database is unavailable (%s)",
+        request.method,
+        path,
+        outages.reason(exc),
+    )
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    unknown = isinstance(exc, outages.CommitFailed)
+    reading = request.method in _READ_METHODS
+    if path in _OAUTH_CLIENT_PATHS:
+        return _oauth_unavailable(unknown, headers)
+    if any(path == page or path.startswith(page + "/") for page in _PAGE_PATHS):
+        return _page_unavailable(request, unknown, reading, headers)
+    if unknown:
+        detail = (
+            "The database failed while committing this write, so it may or may not have been "
+            "saved. Resending it is safe: the same records are stored again, and with the same "
+            "Idempotency-Key the first answer is replayed."
+        )
+    else:
+        written = "" if reading else "; nothing was written"
+        detail = (
+            "The database is unavailable at the moment (restarting, unreachable or "
+            f"overloaded){written}. Retry after the seconds in Retry-After."
+        )
+    return problem_response(
+        503, "Service unavailable", detail, slug="service-unavailable", headers=headers
+    )
+
+
+def _oauth_unavailable(unknown: bool, headers: dict[str, str]) -> Response:
+    """RFC 6749's JSON, which OAuth clients parse; `temporarily_unavailable` is its word for this."""
+    if unknown:
+        description = (
+            "The database failed while committing, so the tokens may or may not have been "
+            "issued. Retry; if that answers invalid_grant, the first attempt went through and "
+            "its grant ended as a replay: send the user through authorization again."
+        )
+    else:
+        description = (
+            "The database is unavailable at the moment; nothing was changed. "
+            "Retry after the seconds in Retry-After."
+        )
+    body = {"error": "temporarily_unavailable", "error_description": description}
+    return Response(
+        msgspec.json.encode(body),
+        503,
+        headers={**headers, "Cache-Control": "no-store", "Pragma": "no-cache"},
+        media_type="application/json",
+    )
+
+
+def _page_unavailable(
+    request: Request, unknown: bool, reading: bool, headers: dict[str, str]
+) -> Response:
+    if unknown:
+        message = (
+            "The database failed while saving your change, so it may or may not have been "
+            "saved. In a moment, open the page again to see which."
+        )
+    elif reading:
+        message = (
+            "Its database cannot be reached at the moment, usually for a few seconds while "
+            "it restarts. Try again in a moment."
+        )
+    else:
+        message = (
+            "Its database cannot be reached at the moment, so nothing you submitted was "
+            "saved. Go back and submit it again in a moment."
+        )
+    query = request.url.query
+    retry_url = request.url.path + (f"?{query}" if query else "") if reading else None
+    return pages.notice_page(
+        request,
+        503,
+        "clubfeed is briefly unavailable",
+        message,
+        retry_url=retry_url,
+        headers=headers,
+    )
+
+
+def client_disconnected(_request: Request, _exc: Exception) -> Response:
+    """The client left before its request was read: nobody is left to answer.
+
+    The status is nginx's 499 ("client closed request"), seen only in logs and metrics;
+    without this handler the disconnect would surface as a 500 and an error traceback.
+    """
+    return Response(status_code=499)

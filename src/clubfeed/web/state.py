@@ -7,7 +7,7 @@ thread pool; `read` and `write` are the one place a request meets a connection.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from fastapi import Request
@@ -16,9 +16,10 @@ from starlette.concurrency import run_in_threadpool
 
 from clubfeed.activity import Recorder
 from clubfeed.feed.cursor import CursorSigner
-from clubfeed.ratelimit import Limit
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import read_connection, write_transaction
+from clubfeed.web.metrics import Meter
+from clubfeed.web.ratelimit import ApiLimits, Limit
 
 T = TypeVar("T")
 
@@ -32,7 +33,9 @@ class AppState:
     recorder: Recorder
     login_limit: Limit
     token_limit: Limit
+    api_limits: ApiLimits
     signer: CursorSigner | None = None
+    meter: Meter = field(default_factory=Meter)
 
 
 def state(request: Request) -> AppState:
