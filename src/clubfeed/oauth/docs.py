@@ -247,4 +247,3 @@ CONSENT_RESPONSES: dict[int | str, Schema] = {
     },
     503: AUTHORIZE_RESPONSES[503],
 }
-
