@@ -212,11 +212,25 @@ def test_a_nul_character_anywhere_in_a_write_is_422(api: Api, refs: dict[str, st
     assert text.status_code == 201 and text.json()["first_name"] == "C:\\u0000"
 
 
-def test_a_line_break_in_a_url_id_is_404_saying_why(api: Api, refs: dict[str, str]) -> None:
+def test_a_line_break_in_a_url_id_is_refused_saying_why(api: Api, refs: dict[str, str]) -> None:
     with nothing_written(api):
         response = api.put("users", "u%0A2", record("users", "u\n2"))
-        body = assert_problem(response, 404, "not-found")
-        assert "control character" in body["detail"]
+        body = assert_problem(response, 422, "invalid-request", pointer="/id")
+        assert "control characters" in body["detail"]
+    body = assert_problem(api.get("/v1/users/u%0A2"), 400, "bad-request", pointer="record_id")
+    assert "control characters" in body["detail"]
+
+
+@pytest.mark.parametrize("reserved", ["batch", "lookup"])
+def test_the_names_of_endpoints_cannot_be_ids(api: Api, reserved: str) -> None:
+    """/v1/users/batch is the batch endpoint, so no record may be called "batch"."""
+    with nothing_written(api):
+        response = api.batch("users", [record("users", reserved)])
+        body = assert_problem(response, 422, "invalid-request", pointer="/upsert/0/id")
+        assert f"{reserved!r} cannot be an id" in body["detail"]
+        put = api.client.put(f"/v1/users/{reserved}", json={}, headers=api.tenant.write_headers)
+        assert_problem(put, 405, "method-not-allowed")
+        assert put.headers["allow"] == "POST"
 
 
 # Query parameters
@@ -537,7 +551,8 @@ def test_invalid_utf8_in_a_query_string_is_400(api: Api, query: str) -> None:
         ("PATCH", "/v1/users/u-1", "DELETE, GET, PUT"),
         ("DELETE", "/v1/users", "GET"),
         ("PUT", "/v1/users", "GET"),
-        ("PATCH", "/v1/users/batch", "DELETE, GET, POST, PUT"),
+        ("PATCH", "/v1/users/batch", "POST"),
+        ("GET", "/v1/users/lookup", "POST"),
         ("POST", "/healthz", "GET"),
     ],
 )

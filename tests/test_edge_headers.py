@@ -5,6 +5,7 @@ client's choice, and /v1 answers that no cache stores and no browser sniffs.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -160,6 +161,27 @@ def test_a_head_too_long_is_refused_not_buffered(server: Server) -> None:
             "detail": "The request line and headers are over 131,072 bytes; "
             "send long id lists to POST /v1/<resource>/lookup instead.",
         }
+
+
+def test_a_body_sent_after_an_early_answer_is_not_taken_for_a_head(server: Server) -> None:
+    """An endpoint may answer (405, 401) before the body is read; the rest of that body,
+    however long, is still that request's, never the start of an oversized next head."""
+    body = b"x" * (3 * MAX_HEAD_BYTES)
+    head = (
+        b"DELETE /v1/users/lookup HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head)
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 405 "), first[:200]
+        for start in range(0, len(body), 16384):
+            sock.sendall(body[start : start + 16384])
+        sock.shutdown(socket.SHUT_WR)
+        rest = b""
+        while chunk := sock.recv(65536):
+            rest += chunk
+    assert b"431" not in rest, rest[:300]
 
 
 def test_edge_settings_come_from_the_environment() -> None:

@@ -124,8 +124,9 @@ def test_every_route_is_documented_with_its_methods(document: Document, db_url: 
         (path, method) for path, operations in document["paths"].items() for method in operations
     }
     assert served == documented
-    # /healthz, /readyz, six per resource, and OAuth's authorize, token, revoke and metadata.
-    assert len(served) == 2 + 6 * len(catalogue.RESOURCES) + 4
+    # /healthz, /readyz, six per resource, and OAuth's authorize (GET, and the consent
+    # form's POST), token, revoke and metadata.
+    assert len(served) == 2 + 6 * len(catalogue.RESOURCES) + 5
 
 
 @pytest.mark.parametrize("resource", catalogue.RESOURCES, ids=lambda r: r.name)

@@ -7,6 +7,7 @@ declarations, so adding a field is one line here (plus its migration).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -283,6 +284,26 @@ SERVER_FIELDS = ("created_at", "modified_at", "deleted")
 """Fields the server owns: accepted in a write (so a record read can be written back) and ignored."""
 
 MAX_ID_LENGTH = 64
+RESERVED_IDS = ("batch", "lookup")
+"""Path segments that name endpoints (`/v1/users/batch`), so they cannot be record ids."""
+
+
+def id_pattern(also_excluding: str = "") -> str:
+    """What an id is: 1–64 characters, no control character, not reserved.
+
+    (A lone surrogate cannot arrive: msgspec refuses one in JSON, and paths and queries
+    must be UTF-8.)
+
+    Stated as a regular expression (in the syntax shared by Python and JSON Schema) so that
+    the OpenAPI description says exactly what the validator accepts; `also_excluding`
+    narrows it for ids inside a list that those characters separate.
+    """
+    char = rf"[^\u0000-\u001f\u007f-\u009f{re.escape(also_excluding)}]"
+    return rf"^(?!(?:{'|'.join(RESERVED_IDS)})$){char}{{1,{MAX_ID_LENGTH}}}$"
+
+
+ID_PATTERN = id_pattern()
+ID_RE = re.compile(ID_PATTERN)
 
 
 def get(name: str) -> Resource:

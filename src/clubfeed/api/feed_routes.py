@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 
 from clubfeed.api import openapi, params
 from clubfeed.api.params import MAX_LOOKUP_IDS
+from clubfeed.api.paths import RECORD_PATH
 from clubfeed.catalogue import Resource
 from clubfeed.errors import BadRequest, ErrorItem, InvalidInput, NotFound
 from clubfeed.feed import queries
@@ -120,7 +121,7 @@ def router(resource: Resource) -> APIRouter:
         return await as_reader(request, resource.name, work, with_body=True)
 
     @api.get(
-        "/{record_id:path}",
+        RECORD_PATH,
         response_class=Response,
         openapi_extra=docs.get_operation(),
         summary=f"Get one {resource.name} record",

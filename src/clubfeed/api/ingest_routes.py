@@ -10,10 +10,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from clubfeed.api import openapi
+from clubfeed.api.paths import RECORD_PATH
 from clubfeed.catalogue import Resource
 from clubfeed.errors import BadRequest, ClubfeedError, ErrorItem, InvalidInput
 from clubfeed.ingest import validate, write
-from clubfeed.ingest.idempotency import MAX_KEY_LENGTH, StoredResponse, request_hash
+from clubfeed.ingest.idempotency import KEY_RE, MAX_KEY_LENGTH, StoredResponse, request_hash
 from clubfeed.timefmt import format_us
 from clubfeed.web.callers import writer
 from clubfeed.web.limits import BodyTooLarge
@@ -26,8 +27,11 @@ def _idempotency(request: Request, body: bytes) -> write.IdempotencyRequest | No
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        detail = f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters."
+    if len(key) > MAX_KEY_LENGTH or not KEY_RE.fullmatch(key):
+        detail = (
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} visible ASCII characters "
+            "(spaces allowed inside)."
+        )
         raise BadRequest(detail, [ErrorItem(detail, "Idempotency-Key")])
     return write.IdempotencyRequest(key, request_hash(request.method, request.url.path, body))
 
@@ -134,7 +138,7 @@ def router(resource: Resource) -> APIRouter:
         return await _write(request, resource, parse, _batch_summary, in_batch=True)
 
     @api.put(
-        "/{record_id:path}",
+        RECORD_PATH,
         response_class=Response,
         openapi_extra=docs.put_operation(),
         summary=f"Create or replace one {resource.name} record",
@@ -155,7 +159,7 @@ def router(resource: Resource) -> APIRouter:
         return await _write(request, resource, parse, _one_record(record_id), in_batch=False)
 
     @api.delete(
-        "/{record_id:path}",
+        RECORD_PATH,
         response_class=Response,
         openapi_extra=docs.delete_operation(),
         summary=f"Delete one {resource.name} record",

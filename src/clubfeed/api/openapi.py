@@ -7,8 +7,9 @@ clear errors), so FastAPI cannot infer their shapes; these builders state them.
 from __future__ import annotations
 
 from clubfeed.api.params import DEFAULT_LIMIT, MAX_GET_IDS, MAX_LIMIT, MAX_LOOKUP_IDS
-from clubfeed.api.schemas import ID_SCHEMA, Schema, ref, schema_name
+from clubfeed.api.schemas import ID_SCHEMA, LISTED_ID_SCHEMA, Schema, ref, schema_name
 from clubfeed.catalogue import Resource
+from clubfeed.ingest.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 from clubfeed.ingest.validate import MAX_BATCH
 
 
@@ -137,15 +138,24 @@ class ReadDocs:
                 "Range query: changes before this instant (offset required; 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z)",
                 {"type": "string", "format": "date-time"},
             ),
-            _query(
-                "ids",
-                f"Lookup: up to {MAX_GET_IDS:,} comma-separated ids (alone; answers data and missing)",
-                {"type": "string"},
-            ),
+            {
+                **_query(
+                    "ids",
+                    f"Lookup: up to {MAX_GET_IDS:,} comma-separated ids (alone; answers data and "
+                    "missing). An id holding a comma is looked up by POST.",
+                    {
+                        "type": "array",
+                        "items": LISTED_ID_SCHEMA,
+                        "minItems": 1,
+                        "maxItems": MAX_GET_IDS,
+                    },
+                ),
+                "style": "form",
+                "explode": False,
+            },
         ]
         parameters += [
-            _query(name, f"Only records whose {name} is this id", {"type": "string"})
-            for name in r.filters
+            _query(name, f"Only records whose {name} is this id", ID_SCHEMA) for name in r.filters
         ]
         return {
             "description": (
@@ -259,7 +269,11 @@ class WriteDocs:
             "name": "Idempotency-Key",
             "in": "header",
             "required": False,
-            "schema": {"type": "string"},
+            "schema": {
+                "type": "string",
+                "maxLength": MAX_KEY_LENGTH,
+                "pattern": KEY_PATTERN,
+            },
             "description": "Makes the write safe to retry: a replay answers as the first time; "
             "the same key with another request is refused (422).",
         }
@@ -306,7 +320,7 @@ class WriteDocs:
             "properties": {
                 "upsert": {
                     "type": "array",
-                    "items": ref(schema_name(r, "Write")),
+                    "items": {"allOf": [ref(schema_name(r, "Write")), {"required": ["id"]}]},
                     "maxItems": MAX_BATCH,
                 },
                 "delete": {"type": "array", "items": ID_SCHEMA, "maxItems": MAX_BATCH},

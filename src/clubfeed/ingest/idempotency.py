@@ -8,6 +8,7 @@ second sees the first's stored response.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, insert, select
@@ -17,6 +18,9 @@ from clubfeed.storage.schema import idempotency_keys
 from clubfeed.timefmt import now_us
 
 MAX_KEY_LENGTH = 255
+KEY_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
+"""Visible ASCII, spaces only inside: HTTP strips a header value's outer white space."""
+KEY_RE = re.compile(KEY_PATTERN)
 
 
 @dataclass(frozen=True)

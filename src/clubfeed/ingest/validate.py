@@ -2,7 +2,7 @@
 
 msgspec checks types, required fields and unknown fields in C while it parses, and
 names the failing place (`$.upsert[17].user_id`); the few rules it cannot express
-(printable ids, IANA zones, finite decimals, duplicates) are checked here after.
+(id characters, IANA zones, finite decimals, duplicates) are checked here after.
 References to other records need the database and are checked in `write`.
 """
 
@@ -145,12 +145,20 @@ def _nul_pointer(node: Any, pointer: str) -> str | None:
 
 
 def check_id(record_id: str, pointer: str, index: int | None = None) -> ErrorItem | None:
-    """Ids are 1–64 printable characters (no control characters or line breaks)."""
+    """Ids match `catalogue.ID_PATTERN`; the error says which part of it failed."""
+    if catalogue.ID_RE.fullmatch(record_id):
+        return None
     if not record_id or len(record_id) > catalogue.MAX_ID_LENGTH:
         return ErrorItem("An id must be 1 to 64 characters long.", pointer, index)
-    if not record_id.isprintable():
-        return ErrorItem("An id may hold only printable characters.", pointer, index)
-    return None
+    if record_id in catalogue.RESERVED_IDS:
+        return ErrorItem(
+            f"{record_id!r} cannot be an id: /v1/<resource>/{record_id} is an endpoint.",
+            pointer,
+            index,
+        )
+    return ErrorItem(
+        "An id may not hold control characters (U+0000–U+001F, U+007F–U+009F).", pointer, index
+    )
 
 
 def _decimal_digits(value: Decimal) -> int:

@@ -222,3 +222,28 @@ AUTHORIZE_RESPONSES: dict[int | str, Schema] = {
         "content": _HTML,
     },
 }
+
+# The consent page's own form: a browser posts it, with the session cookie, back to the
+# authorization request's URL, so its query is the authorization request again.
+CONSENT_REQUEST = {
+    **AUTHORIZE_PARAMETERS,
+    **_form(
+        {
+            "type": "object",
+            "required": ["decision", "csrf_token"],
+            "properties": {
+                "decision": {"type": "string", "enum": ["approve", "deny"]},
+                "csrf_token": {**_STRING, "description": "The consent page's security token"},
+            },
+        }
+    ),
+}
+CONSENT_RESPONSES: dict[int | str, Schema] = {
+    303: AUTHORIZE_RESPONSES[303],
+    400: AUTHORIZE_RESPONSES[400],
+    403: {
+        "description": "An error page when the form lacks this session's security token",
+        "content": _HTML,
+    },
+    503: AUTHORIZE_RESPONSES[503],
+}

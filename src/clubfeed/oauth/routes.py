@@ -74,7 +74,17 @@ async def authorize(request: Request) -> Response:
     return _page(request, outcome)
 
 
-@router.post(AUTHORIZE, include_in_schema=False)
+@router.post(
+    AUTHORIZE,
+    summary="The consent page's Approve or Deny (sent by the admin's browser)",
+    description=(
+        "Not for clients: the consent page posts here with the admin's session cookie and "
+        "its security token, and the browser is sent on to your redirect URI."
+    ),
+    response_class=Response,
+    responses=docs.CONSENT_RESPONSES,
+    openapi_extra=docs.CONSENT_REQUEST,
+)
 async def consent(request: Request) -> Response:
     """The consent page's Approve or Deny."""
     app = state(request)

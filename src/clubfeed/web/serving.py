@@ -86,10 +86,13 @@ class ForwardedHeaders(ProxyHeadersMiddleware):
 class EdgeProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a deadline on every request head.
 
-    The deadline runs from a new connection's start, or from the first byte after a
-    response (until then uvicorn's keep-alive timer runs), to the head's end; then the
-    connection is closed unanswered, as a stalled client would not read an answer.
-    A head over MAX_HEAD_BYTES gets 431, since httptools would buffer it without end.
+    The deadline runs from a new connection's start, or from the first byte of a later
+    request (until then uvicorn's keep-alive timer runs), to the head's end; then the
+    connection is closed unanswered, as a stalled client would not read an answer. A
+    request begins where the parser says so, not at the first byte after a response:
+    an endpoint may answer before its body has arrived, and the rest of that body is
+    still that request's. A head over MAX_HEAD_BYTES gets 431, since httptools would
+    buffer it without end.
     Requests beyond the connection limit get a problem+json 503 with Retry-After,
     not uvicorn's plain-text one. On shutdown, a request whose body has still not
     arrived when the grace ends gets a 503 too, where uvicorn would cancel it into a
@@ -104,7 +107,6 @@ class EdgeProtocol(HttpToolsProtocol):
         self.limit_concurrency = None  # checked here instead, to answer in problem+json
         self.shutdown_grace = config.timeout_graceful_shutdown
         self.head_timer: asyncio.TimerHandle | None = None
-        self.between_requests = False
         self.head_bytes = 0  # received while a head is incomplete
         self.head_size = 0  # of the current head, as parsed
 
@@ -117,11 +119,11 @@ class EdgeProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.between_requests:
-            self.between_requests = False
-            self._await_head()
+        # A head that begins within this chunk is counted from the next one: a chunk may
+        # also hold the end of the previous request's body.
+        counting = self.head_timer is not None
         super().data_received(data)
-        if self.head_timer is not None:
+        if counting and self.head_timer is not None:
             self.head_bytes += len(data)
             if self.head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
                 self.transport.write(_raw(_HEAD_TOO_LARGE))
@@ -130,6 +132,8 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.head_size = 0
+        if self.head_timer is None:
+            self._await_head()
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -149,11 +153,6 @@ class EdgeProtocol(HttpToolsProtocol):
         else:
             self.app = self.config.loaded_app
         super().on_headers_complete()
-
-    def on_response_complete(self) -> None:
-        # A queued (pipelined) request already has its head; only an empty queue waits.
-        self.between_requests = not self.pipeline
-        super().on_response_complete()
 
     def shutdown(self) -> None:
         super().shutdown()

@@ -1,0 +1,145 @@
+"""The OpenAPI description equals the behaviour: schemathesis, every check, against a real server.
+
+Each run is seeded and bounded, so it is repeatable and fits `make test`. Two
+businesses hold records with the same ids; reads go with a shared secret and with
+an OAuth access token, writes with an ingest key. Every schema-valid request must be
+accepted, every invalid one refused with a documented status, every response must
+match its schema, headers included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from clubfeed import catalogue
+from tests.conftest import Server
+from tests.factories import Api, Tenant, new_integrator, new_tenant
+from tests.oauthkit import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "test-output"
+SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+SEED = 20261201
+MAX_EXAMPLES = int(os.environ.get("CLUBFEED_FUZZ_EXAMPLES", "12"))
+# Filters of one kind widen a selection; of two kinds they narrow it.
+READS = ["--include-path-regex", "^/v1/"] + [
+    arg for method in ("POST", "PUT", "DELETE") for arg in ("--exclude-method", method)
+]
+LOOKUPS = ["--include-path-regex", "^/v1/.*/lookup$"]
+WRITES = [
+    "--include-path-regex",
+    "^/v1/",
+    "--exclude-method",
+    "GET",
+    "--exclude-path-regex",
+    "lookup$",
+]
+SERVICE = ["--exclude-path-regex", "^/v1/"]
+
+
+def run_schemathesis(
+    server: Server, headers: dict[str, str], selection: list[str], fuzzed: Fuzzed
+) -> subprocess.CompletedProcess[str]:
+    args = [
+        str(SCHEMATHESIS),
+        "--config-file",
+        str(ROOT / "tests" / "schemathesis.toml"),
+        "run",
+        f"{server.base_url}/openapi.json",
+        "--checks",
+        "all",
+        "--seed",
+        str(SEED),
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--workers",
+        "1",
+        "--phases",
+        "coverage,fuzzing,stateful",
+        "--generation-deterministic",
+        "--no-color",
+        *selection,
+    ]
+    for name, value in headers.items():
+        args += ["--header", f"{name}: {value}"]
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "tests.fuzzhooks",
+        "CLUBFEED_FUZZ_REFS": json.dumps(fuzzed.refs),
+        "CLUBFEED_FUZZ_HELD_UNTIL": fuzzed.held_until,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    return subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def assert_no_failures(result: subprocess.CompletedProcess[str]) -> None:
+    """Exit 0; otherwise each failure's operation, check and response, in a few lines each.
+
+    The whole report is kept under test-output/ (failing requests can run to megabytes).
+    """
+    if result.returncode != 0:
+        OUTPUT.mkdir(exist_ok=True)
+        report = OUTPUT / f"schemathesis-{os.getpid()}-{time.monotonic_ns()}.txt"
+        report.write_text(result.stdout + result.stderr)
+        wanted = ("___", "- ST", "[", "    `", "Runtime Error", "Selected", "Tested")
+        summary = [line[:300] for line in result.stdout.splitlines() if line.startswith(wanted)]
+        raise AssertionError(
+            f"schemathesis failed (whole report: {report}):\n" + "\n".join(summary[:200])
+        )
+    assert "Tested:" in result.stdout, result.stdout[-5_000:]
+
+
+@dataclass(frozen=True)
+class Fuzzed:
+    """The business under test, the ids its references use, and a consistent_until it reached."""
+
+    tenant: Tenant
+    refs: dict[str, str]
+    held_until: str
+
+
+@pytest.fixture(scope="module")
+def fuzzed(server: Server, db: Engine) -> Fuzzed:
+    """A business seeded with one record of every resource, beside another with the same ids."""
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        tenant = new_tenant(db)
+        api = Api(client, tenant)
+        refs = api.seed()
+        twin = Api(client, Tenant(new_tenant(db).business, new_integrator(db)))
+        assert twin.seed() == refs
+        page = api.get("/v1/locations").raise_for_status().json()
+    return Fuzzed(tenant, refs, page["consistent_until"])
+
+
+def test_reads_with_a_shared_secret(server: Server, fuzzed: Fuzzed) -> None:
+    headers = fuzzed.tenant.read_headers
+    assert_no_failures(run_schemathesis(server, headers, READS, fuzzed))
+    assert_no_failures(run_schemathesis(server, headers, LOOKUPS, fuzzed))
+
+
+def test_reads_with_an_access_token(server: Server, db: Engine, fuzzed: Fuzzed) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        connected = connect(client, db, fuzzed.tenant.business.id, scope=" ".join(catalogue.NAMES))
+    headers = connected.read_headers()
+    assert_no_failures(run_schemathesis(server, headers, READS, fuzzed))
+    assert_no_failures(run_schemathesis(server, headers, LOOKUPS, fuzzed))
+
+
+def test_writes_with_an_ingest_key(server: Server, fuzzed: Fuzzed) -> None:
+    assert_no_failures(run_schemathesis(server, fuzzed.tenant.write_headers, WRITES, fuzzed))
+
+
+def test_service_endpoints(server: Server, fuzzed: Fuzzed) -> None:
+    assert_no_failures(run_schemathesis(server, {}, SERVICE, fuzzed))
