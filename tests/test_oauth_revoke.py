@@ -180,7 +180,12 @@ def test_the_endpoints_are_in_the_openapi_document_and_answer_as_it_says(
 ) -> None:
     document = client.get("/openapi.json").json()
     paths = document["paths"]
-    assert set(paths["/oauth/authorize"]) == {"get"}
+    # GET asks the admin; POST is the consent page's own form.
+    assert set(paths["/oauth/authorize"]) == {"get", "post"}
+    consent = paths["/oauth/authorize"]["post"]
+    assert set(consent["responses"]) == {"303", "400", "403", "503"}
+    form = consent["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    assert form["required"] == ["decision", "csrf_token"]
     parameters = {p["name"] for p in paths["/oauth/authorize"]["get"]["parameters"]}
     assert {"client_id", "redirect_uri", "code_challenge", "code_challenge_method"} <= parameters
     token = paths["/oauth/token"]["post"]
