@@ -82,6 +82,8 @@ async def authorize(request: Request) -> Response:
         "its security token, and the browser is sent on to your redirect URI."
     ),
     response_class=Response,
+    # Never 200: the answer is a redirect or an error page (FastAPI documents this code).
+    status_code=303,
     responses=docs.CONSENT_RESPONSES,
     openapi_extra=docs.CONSENT_REQUEST,
 )
