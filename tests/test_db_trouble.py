@@ -159,6 +159,9 @@ def test_a_bug_in_a_statement_stays_a_500_and_its_logged_traceback_holds_no_valu
             conn.execute(text("ALTER TABLE locations_gone RENAME TO locations"))
     body = assert_problem(response, 500, "internal-error")
     assert body["detail"].startswith("Something went wrong on our side; nothing was written.")
+    # Answered inside the middleware stack: the request id to quote comes with it.
+    assert len(response.headers["x-request-id"]) == 32
+    assert response.headers["cache-control"] == "no-store"
     # The failing statement is logged, its values are not.
     assert "[SQL: " in caplog.text
     assert "[SQL parameters hidden due to hide_parameters=True]" in caplog.text

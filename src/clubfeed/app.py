@@ -99,6 +99,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.clubfeed = app_state
+    # Innermost first: each add_middleware wraps the ones before it.
+    app.add_middleware(problems.Unexpected)
     app.add_middleware(
         RequestLimits,
         max_body_bytes=settings.max_body_bytes,

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clubfeed import catalogue
 from clubfeed.errors import ClubfeedError, Forbidden, NotFound, Unauthenticated
@@ -116,7 +117,8 @@ def body_stalled(_request: Request, exc: Exception) -> Response:
     )
 
 
-def unexpected_error(_request: Request, exc: Exception) -> Response:
+def internal_error(exc: BaseException) -> Response:
+    """The 500 for a bug: what it may have done, and what to do."""
     outcome = (
         "this write may or may not have been saved"
         if isinstance(exc, outages.CommitFailed)
@@ -128,6 +130,41 @@ def unexpected_error(_request: Request, exc: Exception) -> Response:
         f"Something went wrong on our side; {outcome}. Retry, and contact the operator if it persists.",
         slug="internal-error",
     )
+
+
+def unexpected_error(_request: Request, exc: Exception) -> Response:
+    return internal_error(exc)
+
+
+class Unexpected:
+    """Answer a bug's 500 from inside the middleware stack, then let the error go on.
+
+    Starlette answers an unhandled error from its outermost layer, past every
+    middleware, so that 500 would carry no X-Request-ID (nor the other headers the
+    stack adds). Sent from here, it passes through them all; re-raised, the error is
+    still logged with its traceback by the server.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if not started:
+                await internal_error(exc)(scope, receive, send)
+            raise
 
 
 RETRY_AFTER_S = 1
