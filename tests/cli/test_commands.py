@@ -16,8 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import inspect, text
 
+from clubfeed.cli import main
 from clubfeed.storage.engine import make_engine
 from clubfeed.storage.migrate import head_revision, upgrade
 from tests.clikit import assert_clean_error, clubfeed, one_json_line
@@ -262,3 +264,25 @@ def test_help_describes_exactly_the_commands_that_exist(
     assert "--redirect-uri URI" in texts[("integrator", "set-oauth")]
     assert "set-oauth" in texts[("integrator", "create")]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("env", "phrase"),
+    [
+        ({"CLUBFEED_PUBLIC_URL": "api.vendor.example"}, "CLUBFEED_PUBLIC_URL must look like"),
+        ({"CLUBFEED_READ_RATE_LIMIT": "lots"}, "Rate limit 'lots' (reads)"),
+        ({"CLUBFEED_LOGIN_RATE_LIMIT": "0/minute"}, "(login)"),
+        ({"CLUBFEED_RATE_LIMIT_STORAGE": "memcached://x"}, "CLUBFEED_RATE_LIMIT_STORAGE"),
+    ],
+)
+def test_serve_refuses_settings_the_app_cannot_start_with(
+    cli_url: str, env: dict[str, str], phrase: str
+) -> None:
+    """Checked once, before any worker starts: a worker that fails to load is respawned."""
+    result = CliRunner().invoke(
+        main,
+        ["serve", "--port", str(_free_port())],
+        env={"CLUBFEED_DATABASE_URL": cli_url, "NO_COLOR": "1", **env},
+        catch_exceptions=False,
+    )
+    assert_clean_error(result, phrase)

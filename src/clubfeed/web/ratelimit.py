@@ -23,14 +23,15 @@ from typing import TypeVar
 
 from fastapi import Request
 from fastapi.responses import Response
+from limits.errors import ConfigurationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clubfeed.errors import Unauthenticated
 from clubfeed.settings import Settings
-from clubfeed.web.buckets import Buckets, Policy, Verdict
+from clubfeed.web.buckets import Buckets, Policy, Verdict, open_buckets
 from clubfeed.web.rfc9457 import problem_response
 
-__all__ = ["ApiLimits", "Limit", "RateLimitHeaders", "RateLimited", "too_many_requests"]
+__all__ = ["ApiLimits", "Limit", "RateLimitHeaders", "RateLimited", "check", "too_many_requests"]
 
 T = TypeVar("T")
 
@@ -199,3 +200,23 @@ class Limit:
         if verdict is None or verdict.allowed:
             return None
         return max(1, verdict.next_in_s)
+
+
+def check(settings: Settings) -> None:
+    """Raise ValueError, naming the setting, for a rate limit or storage that cannot work.
+
+    `clubfeed serve` calls it before any worker starts, so a typo fails the start once
+    instead of failing every worker as it loads.
+    """
+    for name, spec in (
+        ("login", settings.login_rate_limit),
+        ("oauth", settings.token_rate_limit),
+        ("reads", settings.read_rate_limit),
+        ("writes", settings.write_rate_limit),
+        ("auth-failures", settings.auth_failure_rate_limit),
+    ):
+        Policy.parse(name, spec)
+    try:
+        open_buckets(settings.rate_limit_storage, settings.rate_limit_prefix)
+    except ConfigurationError as exc:
+        raise ValueError(f"CLUBFEED_RATE_LIMIT_STORAGE: {exc}") from exc

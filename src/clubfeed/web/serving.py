@@ -31,7 +31,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
 from clubfeed.settings import Settings
-from clubfeed.web import logs, metrics
+from clubfeed.web import hosts, logs, metrics, ratelimit
 from clubfeed.web.rfc9457 import problem_response
 
 FACTORY = "clubfeed.app:app_from_env"
@@ -244,6 +244,9 @@ def config(app: Any, settings: Settings, *, host: str, port: int, **options: Any
         timeout_keep_alive=settings.keepalive_timeout_s,
         limit_concurrency=settings.max_connections,
         timeout_graceful_shutdown=settings.shutdown_grace_s,
+        # A failing start (a setting the app refuses as it builds) stops the server,
+        # where "auto" would log it at INFO and serve 500s.
+        lifespan="on",
         **options,
     )
 
@@ -259,6 +262,9 @@ def prepare(settings: Settings, workers: int) -> dict[str, Any]:
     for settings the server cannot start with.
     """
     metrics.check(settings)
+    ratelimit.check(settings)
+    if settings.public_url is not None:
+        hosts.check_public_url(settings.public_url)
     logs.configure(settings)
     directory = settings.metrics_dir
     if directory is None and workers > 1 and settings.metrics != "off":
