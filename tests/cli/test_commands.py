@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -139,7 +141,11 @@ def test_serve_on_a_schema_behind_the_code_says_to_upgrade_and_exits_2(empty_url
     assert _version(empty_url) == [("0004",)]
 
 
-def test_serve_on_a_schema_from_a_newer_clubfeed_exits_2(empty_url: str) -> None:
+def test_serve_on_a_schema_from_a_newer_clubfeed_warns_and_serves(
+    empty_url: str, tmp_path: Path
+) -> None:
+    """As /readyz does: between `db upgrade` and the new release's restart, old processes
+    (restarted ones too) keep serving a schema whose migrations only add."""
     _upgrade_to(empty_url, "head")
     engine = make_engine(empty_url, pool_size=1)
     try:
@@ -148,16 +154,18 @@ def test_serve_on_a_schema_from_a_newer_clubfeed_exits_2(empty_url: str) -> None
     finally:
         engine.dispose()
 
-    result = clubfeed(empty_url, "serve", "--port", str(_free_port()))
+    with _serving(empty_url, tmp_path) as (base, log):
+        ready = httpx.get(f"{base}/readyz", timeout=10)
+        assert (ready.status_code, ready.json()) == (200, {"status": "ready", "schema": "newer"})
+    assert "revision 9999, which this clubfeed does not know" in log.read_text()
 
-    assert_clean_error(result, "revision 9999, which this clubfeed does not know", status=2)
 
-
-def test_serve_answers_http_until_terminated(cli_url: str, tmp_path: Path) -> None:
-    """The one subprocess: the installed entry point, serving until SIGTERM."""
+@contextmanager
+def _serving(url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The installed entry point serving `url` until SIGTERM: its base URL and its log."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLUBFEED_")}
-    env["CLUBFEED_DATABASE_URL"] = cli_url
+    env["CLUBFEED_DATABASE_URL"] = url
     log = tmp_path / "serve.log"
     with log.open("w") as stderr:
         process = subprocess.Popen(
@@ -173,17 +181,13 @@ def test_serve_answers_http_until_terminated(cli_url: str, tmp_path: Path) -> No
         while True:
             assert process.poll() is None, log.read_text()
             try:
-                health = httpx.get(f"{base}/healthz", timeout=2)
-                if health.status_code == 200:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
-        assert health.json() == {"status": "ok"}
-        schema = httpx.get(f"{base}/openapi.json", timeout=10).json()
-        assert schema["openapi"].startswith("3.")
-        assert "/v1/checkins" in schema["paths"]
+        yield base, log
     finally:
         process.terminate()
         returncode = process.wait(timeout=20)
@@ -192,6 +196,15 @@ def test_serve_answers_http_until_terminated(cli_url: str, tmp_path: Path) -> No
     assert returncode in (0, -signal.SIGTERM), served
     assert "Application shutdown complete" in served and "Traceback" not in served
     assert f"on http://127.0.0.1:{port}" in served
+
+
+def test_serve_answers_http_until_terminated(cli_url: str, tmp_path: Path) -> None:
+    """The installed entry point, serving until SIGTERM."""
+    with _serving(cli_url, tmp_path) as (base, _log):
+        assert httpx.get(f"{base}/healthz", timeout=2).json() == {"status": "ok"}
+        schema = httpx.get(f"{base}/openapi.json", timeout=10).json()
+        assert schema["openapi"].startswith("3.")
+        assert "/v1/checkins" in schema["paths"]
 
 
 # help

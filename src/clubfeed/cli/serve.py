@@ -18,7 +18,11 @@ class SchemaNotReady(click.ClickException):
 
 
 def schema_problem(ctx: Context) -> str | None:
-    """Why the API cannot run on this database's schema (and what to do), or None."""
+    """Why the API cannot run on this database's schema (and what to do), or None.
+
+    A schema a newer clubfeed migrated is served, with a warning: that is every old
+    process between `db upgrade` and the new release's restart.
+    """
     current, head = current_revision(ctx.engine), head_revision()
     if current == head:
         return None
@@ -30,10 +34,12 @@ def schema_problem(ctx: Context) -> str | None:
             f"{where} is at schema revision {current}, behind this clubfeed's {head}. "
             "Run `clubfeed db upgrade` to migrate it."
         )
-    return (
+    logging.getLogger("clubfeed").warning(
         f"{where} is at schema revision {current}, which this clubfeed does not know: a newer "
-        "clubfeed migrated it. Run that version, or restore a backup taken before its upgrade."
+        "clubfeed migrated it. Serving on, as /readyz does: migrations only add, so this "
+        "version reads and writes what it knows of the schema."
     )
+    return None
 
 
 @click.command()
@@ -52,9 +58,10 @@ def schema_problem(ctx: Context) -> str | None:
 def serve(ctx: Context, host: str, port: int, workers: int, forwarded_allow_ips: str) -> None:
     """Serve the HTTP API.
 
-    Refuses to start, with exit status 2, unless the database's schema is the one
-    this version needs (run `clubfeed db upgrade` first). Timeouts, the connection limit
-    and the shutdown grace come from CLUBFEED_* settings.
+    Refuses to start, with exit status 2, when the database has no schema or one
+    behind this version's (run `clubfeed db upgrade` first); serves, with a warning, on
+    one a newer clubfeed migrated. Timeouts, the connection limit and the shutdown grace
+    come from CLUBFEED_* settings.
     """
     from clubfeed.web import serving
 
