@@ -285,6 +285,18 @@ def test_right_passwords_do_not_use_up_the_emails_allowance(
         _assert_limited(_attempt(client, admin.email, PASSWORD, "192.0.2.30"))
 
 
+def test_an_ipv6_client_cannot_take_a_fresh_login_limit_from_each_address_of_its_64(
+    db: Engine, tenant: Tenant, strict_console: Server
+) -> None:
+    """Counted by /64, as /v1's limits are: one host may hold a whole /64 of addresses."""
+    with httpx.Client(base_url=strict_console.base_url, follow_redirects=False) as client:
+        for n in range(3):
+            response = _attempt(client, f"g{n}@gym.example", "guessing", f"2001:db8:7:7::{n + 1}")
+            assert response.status_code == 401
+        _assert_limited(_attempt(client, "g9@gym.example", "guessing", "2001:db8:7:7::99"))
+        assert _attempt(client, "g9@gym.example", "guessing", "2001:db8:7:8::1").status_code == 401
+
+
 def test_an_attacker_below_the_email_limit_cannot_lock_the_owner_out(
     db: Engine, tenant: Tenant, strict_console: Server
 ) -> None:

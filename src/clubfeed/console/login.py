@@ -28,6 +28,7 @@ from clubfeed.web.pages import (
     secure_cookies,
     set_cookie,
 )
+from clubfeed.web.ratelimit import client_address
 from clubfeed.web.state import blocking, read, state, write
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute)
@@ -93,8 +94,8 @@ async def login(request: Request) -> Response:
         )
 
     limit = state(request).login_limit
-    client = request.client.host if request.client else "unknown"
-    ip_key, email_key = f"ip:{client}", f"email:{admins.normalize_email(email)}"
+    # Keyed like /v1's: an IPv6 client cannot take a fresh bucket from each address of its /64.
+    ip_key, email_key = f"ip:{client_address(request)}", f"email:{admins.normalize_email(email)}"
     # The address pays for every attempt (`hit` checks and counts), so one address cannot
     # guess across many emails. The email pays only for wrong passwords (below): many
     # addresses together still get few guesses at it, but neither its owner's logins nor

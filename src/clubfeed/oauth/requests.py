@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from fastapi import Request
 
+from clubfeed.web.ratelimit import client_address
+
 FORM = "application/x-www-form-urlencoded"
 Params = tuple[tuple[str, str], ...]
 
@@ -31,7 +33,7 @@ class Incoming:
     query: Params
     form: Params
     form_ok: bool
-    client_ip: str
+    client_ip: str  # the rate-limit key of its address (web.ratelimit.client_address)
 
 
 async def incoming(request: Request) -> Incoming:
@@ -56,7 +58,7 @@ async def incoming(request: Request) -> Incoming:
         query=tuple(request.query_params.multi_items()),
         form=form,
         form_ok=form_ok,
-        client_ip=request.client.host if request.client else "unknown",
+        client_ip=client_address(request),
     )
 
 

@@ -31,7 +31,15 @@ from clubfeed.settings import Settings
 from clubfeed.web.buckets import Buckets, Policy, Verdict, open_buckets
 from clubfeed.web.rfc9457 import problem_response
 
-__all__ = ["ApiLimits", "Limit", "RateLimitHeaders", "RateLimited", "check", "too_many_requests"]
+__all__ = [
+    "ApiLimits",
+    "Limit",
+    "RateLimitHeaders",
+    "RateLimited",
+    "check",
+    "client_address",
+    "too_many_requests",
+]
 
 T = TypeVar("T")
 
