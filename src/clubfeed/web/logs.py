@@ -111,6 +111,8 @@ def configure(settings: Settings) -> None:
         logger.propagate = True
     # Requests are logged by web.observe, with a request id and no query string.
     logging.getLogger("uvicorn.access").disabled = True
+    # serve reads the schema's revision through Alembic, which announces its dialect.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def access(fields: dict[str, Any], *, status: int) -> None:
