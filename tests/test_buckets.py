@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,7 +12,14 @@ import pytest
 import redis
 
 from clubfeed.settings import Settings
-from clubfeed.web.buckets import Buckets, MemoryBuckets, Policy, RedisBuckets, open_buckets
+from clubfeed.web.buckets import (
+    REDIS_TIMEOUT_S,
+    Buckets,
+    MemoryBuckets,
+    Policy,
+    RedisBuckets,
+    open_buckets,
+)
 from clubfeed.web.ratelimit import Limit
 
 REDIS_URL = os.environ.get("CLUBFEED_TEST_REDIS_URL") or "redis://127.0.0.1:6379"
@@ -165,3 +173,22 @@ def test_login_and_token_limits_count_in_redis(redis_prefix: str) -> None:
     assert Limit(second, policy).hit(key) is None
     assert Limit(first, policy).test(key) == 20
     assert Limit(second, policy).hit(key) == 20
+
+
+def test_a_redis_that_does_not_answer_costs_one_timeout_then_is_left_alone_a_while() -> None:
+    """Without the pause, every request would wait out the timeout while Redis hangs."""
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        opened = open_buckets(f"redis://127.0.0.1:{silent.getsockname()[1]}", "pause-test")
+        policy = Policy.parse("reads", "10/minute")
+        assert policy is not None
+        started = time.monotonic()
+        assert opened.take(policy, _key()) is None
+        first = time.monotonic() - started
+        started = time.monotonic()
+        for _ in range(20):
+            assert opened.take(policy, _key()) is None
+        paused = time.monotonic() - started
+    assert first >= REDIS_TIMEOUT_S
+    assert paused < REDIS_TIMEOUT_S, "a paused storage must not be tried again"

@@ -318,4 +318,4 @@ def test_an_unreachable_redis_lets_requests_through(
             _no_fields(response)
         for _ in range(4):
             assert_problem(client.get("/v1/users"), 401, "unauthenticated")
-    assert "rate limit storage unreachable, request allowed" in caplog.text
+    assert "rate limit storage unreachable, requests allowed for the next 5 s" in caplog.text

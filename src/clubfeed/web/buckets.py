@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Protocol
+from typing import Any, Protocol
 
 import limits
 from limits.errors import ConfigurationError
@@ -32,6 +32,9 @@ OFF = "off"
 MEMORY = "memory://"
 # Rate limits must not make the API wait on a Redis that is away: past this, fail open.
 REDIS_TIMEOUT_S = 0.5
+# After Redis fails, requests go unlimited this long before it is tried again: without
+# the pause every request would wait out the timeout on a Redis that does not answer.
+REDIS_PAUSE_S = 5.0
 _SWEEP_MIN = 4096
 
 log = logging.getLogger(__name__)
@@ -157,18 +160,27 @@ return {1, debt}
 class RedisBuckets:
     """Buckets in Redis, shared by every worker that uses the same server and prefix."""
 
-    def __init__(self, storage: RedisStorage) -> None:
+    def __init__(self, storage: RedisStorage, clock: Callable[[], float] = time.monotonic) -> None:
         self._storage = storage
         self._script = storage.get_connection().register_script(_GCRA)
+        self._clock = clock
+        self._paused_until = 0.0
 
     def take(self, policy: Policy, key: str, *, spend: bool = True) -> Verdict | None:
+        if self._clock() < self._paused_until:
+            return None
         name = self._storage.prefixed_key(f"{policy.name}:{key}")
         try:
             spent, debt = self._script(
                 keys=[name], args=[policy.interval_us, policy.capacity_us, int(spend)]
             )
         except self._storage.base_exceptions as exc:
-            log.warning("rate limit storage unreachable, request allowed: %s", exc)
+            self._paused_until = self._clock() + REDIS_PAUSE_S
+            log.warning(
+                "rate limit storage unreachable, requests allowed for the next %.0f s: %s",
+                REDIS_PAUSE_S,
+                exc,
+            )
             return None
         return Verdict.of(policy, int(debt), bool(spent))
 
@@ -178,16 +190,24 @@ def open_buckets(uri: str, prefix: str) -> Buckets:
     if uri == MEMORY:
         return MemoryBuckets()
     try:
-        storage = storage_from_string(
-            uri,
-            key_prefix=prefix,
-            socket_timeout=REDIS_TIMEOUT_S,
-            socket_connect_timeout=REDIS_TIMEOUT_S,
-        )
-    except ConfigurationError as exc:
+        # redis is the optional extra clubfeed[redis]: imported only when it is asked for.
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+    except ImportError as exc:
         raise ConfigurationError(
-            f"Rate limit storage {uri!r}: {exc} For Redis, pip install 'clubfeed[redis]'."
+            f"Rate limit storage {uri!r} needs Redis's client: pip install 'clubfeed[redis]'."
         ) from exc
+    options: dict[str, Any] = {
+        "key_prefix": prefix,
+        "socket_timeout": REDIS_TIMEOUT_S,
+        "socket_connect_timeout": REDIS_TIMEOUT_S,
+        # One try: the pause, not retries, rides out an outage.
+        "retry": Retry(NoBackoff(), 0),
+    }
+    try:
+        storage = storage_from_string(uri, **options)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"Rate limit storage {uri!r}: {exc}") from exc
     if not isinstance(storage, RedisStorage):
         raise ConfigurationError(
             f"Rate limit storage {uri!r}: use memory:// or Redis (redis://, rediss://, "
