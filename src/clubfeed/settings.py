@@ -81,10 +81,10 @@ class Settings:
         return cls(
             database_url=env.get("CLUBFEED_DATABASE_URL") or DEFAULT_DATABASE_URL,
             secret_key=env.get("CLUBFEED_SECRET_KEY") or None,
-            max_body_bytes=int(env.get("CLUBFEED_MAX_BODY_BYTES", cls.max_body_bytes)),
-            max_query_bytes=int(env.get("CLUBFEED_MAX_QUERY_BYTES", cls.max_query_bytes)),
-            pool_size=int(env.get("CLUBFEED_DB_POOL_SIZE", cls.pool_size)),
-            cookie_secure=_flag(env.get("CLUBFEED_COOKIE_SECURE")),
+            max_body_bytes=_positive(env, "CLUBFEED_MAX_BODY_BYTES", cls.max_body_bytes),
+            max_query_bytes=_positive(env, "CLUBFEED_MAX_QUERY_BYTES", cls.max_query_bytes),
+            pool_size=_positive(env, "CLUBFEED_DB_POOL_SIZE", cls.pool_size),
+            cookie_secure=_flag(env, "CLUBFEED_COOKIE_SECURE"),
             rate_limit_storage=env.get("CLUBFEED_RATE_LIMIT_STORAGE") or cls.rate_limit_storage,
             login_rate_limit=env.get("CLUBFEED_LOGIN_RATE_LIMIT") or cls.login_rate_limit,
             token_rate_limit=env.get("CLUBFEED_TOKEN_RATE_LIMIT") or cls.token_rate_limit,
@@ -95,12 +95,12 @@ class Settings:
                 env.get("CLUBFEED_AUTH_FAILURE_RATE_LIMIT") or cls.auth_failure_rate_limit
             ),
             rate_limit_prefix=env.get("CLUBFEED_RATE_LIMIT_PREFIX") or cls.rate_limit_prefix,
-            db_timeout_s=float(env.get("CLUBFEED_DB_TIMEOUT_S", cls.db_timeout_s)),
+            db_timeout_s=_seconds(env, "CLUBFEED_DB_TIMEOUT_S", cls.db_timeout_s),
             metrics=(env.get("CLUBFEED_METRICS") or cls.metrics).strip().lower(),
             metrics_token=env.get("CLUBFEED_METRICS_TOKEN") or None,
             metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
             log_format=(env.get("CLUBFEED_LOG_FORMAT") or cls.log_format).strip().lower(),
-            access_log=_flag(env.get("CLUBFEED_ACCESS_LOG")) is not False,
+            access_log=_flag(env, "CLUBFEED_ACCESS_LOG") is not False,
             header_timeout_s=_positive(env, "CLUBFEED_HEADER_TIMEOUT", cls.header_timeout_s),
             body_timeout_s=_positive(env, "CLUBFEED_BODY_TIMEOUT", cls.body_timeout_s),
             keepalive_timeout_s=_positive(
@@ -112,17 +112,42 @@ class Settings:
         )
 
 
-def _flag(value: str | None) -> bool | None:
-    if value is None or value == "":
+# The values of every setting are checked here, naming the variable: a typo must fail the
+# start, never quietly mean something else (a Secure cookie turned off, a timeout of 0).
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool | None:
+    """True or False for the usual words; None when unset."""
+    value = (env.get(name) or "").strip().lower()
+    if not value:
         return None
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    if value not in _TRUE + _FALSE:
+        raise ValueError(f"{name} is {value!r}; use 1 or 0 (true/false, yes/no, on/off)")
+    return value in _TRUE
 
 
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     """A positive whole number, or the default when unset."""
-    value = int(env.get(name) or default)
+    raw = (env.get(name) or "").strip()
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{name} is {raw!r}; use a whole number of at least 1") from None
     if value < 1:
         raise ValueError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number of seconds (at least a millisecond), or the default when unset."""
+    raw = (env.get(name) or "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{name} is {raw!r}; use a number of seconds, e.g. 30") from None
+    if not value >= 0.001:
+        raise ValueError(f"{name} must be at least 0.001 seconds, not {value}")
     return value
 
 

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from sqlalchemy import inspect, text
 
 from clubfeed.cli import main
+from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine
 from clubfeed.storage.migrate import head_revision, upgrade
 from tests.clikit import assert_clean_error, clubfeed, one_json_line
@@ -299,3 +300,31 @@ def test_serve_refuses_settings_the_app_cannot_start_with(
         catch_exceptions=False,
     )
     assert_clean_error(result, phrase)
+
+
+@pytest.mark.parametrize(
+    ("env", "phrase"),
+    [
+        ({"CLUBFEED_COOKIE_SECURE": "ture"}, "CLUBFEED_COOKIE_SECURE is 'ture'; use 1 or 0"),
+        ({"CLUBFEED_ACCESS_LOG": "/var/log/x.log"}, "CLUBFEED_ACCESS_LOG is '/var/log/x.log'"),
+        ({"CLUBFEED_DB_TIMEOUT_S": "0"}, "CLUBFEED_DB_TIMEOUT_S must be at least 0.001"),
+        ({"CLUBFEED_DB_TIMEOUT_S": "soon"}, "CLUBFEED_DB_TIMEOUT_S is 'soon'"),
+        ({"CLUBFEED_MAX_BODY_BYTES": "64M"}, "CLUBFEED_MAX_BODY_BYTES is '64M'"),
+    ],
+)
+def test_a_setting_that_means_nothing_is_refused_by_name(
+    cli_url: str, env: dict[str, str], phrase: str
+) -> None:
+    """A typo never quietly means something else (cookies not Secure, no lock timeout)."""
+    result = CliRunner().invoke(
+        main,
+        ["business", "list"],
+        env={"CLUBFEED_DATABASE_URL": cli_url, "NO_COLOR": "1", **env},
+        catch_exceptions=False,
+    )
+    assert_clean_error(result, phrase)
+
+
+def test_an_empty_setting_is_its_default() -> None:
+    empty = Settings.from_env({"CLUBFEED_DB_POOL_SIZE": "", "CLUBFEED_DB_TIMEOUT_S": " "})
+    assert (empty.pool_size, empty.db_timeout_s) == (Settings.pool_size, Settings.db_timeout_s)
