@@ -29,7 +29,7 @@ from clubfeed.web.rfc9457 import problem_response, status_for
 log = logging.getLogger(__name__)
 
 
-def domain_error(_request: Request, exc: Exception) -> Response:
+async def domain_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ClubfeedError)
     status = status_for(exc)
     headers = None
@@ -74,7 +74,7 @@ def _no_route(path: str) -> str:
     return f"There is no endpoint at {path}. Resources live under /v1/ (see /docs for the list)."
 
 
-def http_error(request: Request, exc: Exception) -> Response:
+async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own errors (unknown route, wrong method) in the same shape.
 
     Under the console (pages and their static files) a person is reading, so they get
@@ -107,11 +107,11 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
-def body_too_large(_request: Request, exc: Exception) -> Response:
+async def body_too_large(_request: Request, exc: Exception) -> Response:
     return problem_response(413, "Content too large", str(exc), slug="content-too-large")
 
 
-def body_stalled(_request: Request, exc: Exception) -> Response:
+async def body_stalled(_request: Request, exc: Exception) -> Response:
     return problem_response(
         408, "Request timeout", str(exc), slug="request-timeout", headers={"Connection": "close"}
     )
@@ -132,7 +132,7 @@ def internal_error(exc: BaseException) -> Response:
     )
 
 
-def unexpected_error(_request: Request, exc: Exception) -> Response:
+async def unexpected_error(_request: Request, exc: Exception) -> Response:
     return internal_error(exc)
 
 
@@ -174,7 +174,7 @@ _PAGE_PATHS = ("/console", "/oauth/authorize")
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 
-def database_error(request: Request, exc: Exception) -> Response:
+async def database_error(request: Request, exc: Exception) -> Response:
     """503 with Retry-After while the database is unavailable; other database errors are bugs.
 
     What it says about the request's own effect is what the transaction promises: an
@@ -265,7 +265,7 @@ def _page_unavailable(
     )
 
 
-def client_disconnected(_request: Request, _exc: Exception) -> Response:
+async def client_disconnected(_request: Request, _exc: Exception) -> Response:
     """The client left before its request was read: nobody is left to answer.
 
     The status is nginx's 499 ("client closed request"), seen only in logs and metrics;

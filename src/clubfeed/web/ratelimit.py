@@ -66,7 +66,7 @@ class RateLimited(Exception):
         self.detail = detail
 
 
-def too_many_requests(_request: Request, exc: Exception) -> Response:
+async def too_many_requests(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RateLimited)
     wait = max(1, exc.verdict.next_in_s)
     headers = {name.decode(): value.decode() for name, value in _fields(exc.verdict)}
