@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -99,8 +100,10 @@ class ApiLimits:
         self._reads = Policy.parse("reads", settings.read_rate_limit)
         self._writes = Policy.parse("writes", settings.write_rate_limit)
         self._failures = Policy.parse("auth-failures", settings.auth_failure_rate_limit)
-        # Addresses over their failure limit, and until when (monotonic seconds).
+        # Addresses over their failure limit, and until when (monotonic seconds). Read on
+        # the event loop, written from the thread pool: the lock keeps the sweep whole.
         self._blocked: dict[str, float] = {}
+        self._blocked_lock = threading.Lock()
 
     def address(self, request: Request) -> str:
         """The caller's address key; RateLimited at once while that address is over its limit."""
@@ -112,7 +115,8 @@ class ApiLimits:
                 raise RateLimited(
                     Verdict(self._failures, False, 0, math.ceil(wait)), self._failed_detail()
                 )
-            self._blocked.pop(address, None)
+            with self._blocked_lock:
+                self._blocked.pop(address, None)
         return address
 
     def authenticated(self, address: str, check: Callable[[], T]) -> T:
@@ -159,12 +163,13 @@ class ApiLimits:
 
     def _block(self, address: str, seconds: int) -> None:
         now = time.monotonic()
-        if len(self._blocked) >= _MAX_BLOCKED:
-            self._blocked = {a: until for a, until in self._blocked.items() if until > now}
+        with self._blocked_lock:
             if len(self._blocked) >= _MAX_BLOCKED:
-                # Many addresses at once: the buckets still refuse each after one lookup.
-                self._blocked.clear()
-        self._blocked[address] = now + seconds
+                self._blocked = {a: until for a, until in self._blocked.items() if until > now}
+                if len(self._blocked) >= _MAX_BLOCKED:
+                    # Many addresses at once: the buckets still refuse each after one lookup.
+                    self._blocked.clear()
+            self._blocked[address] = now + seconds
 
 
 class RateLimitHeaders:
