@@ -43,6 +43,17 @@ def _upgrade_to(url: str, revision: str) -> None:
         engine.dispose()
 
 
+def _migrated_by_a_newer_clubfeed(url: str) -> None:
+    """Migrate to this code's head, then stamp a revision only a newer clubfeed knows."""
+    _upgrade_to(url, "head")
+    engine = make_engine(url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    finally:
+        engine.dispose()
+
+
 # db upgrade
 
 
@@ -101,6 +112,23 @@ def test_db_upgrade_json_on_an_empty_database_says_created(empty_url: str) -> No
     }
 
 
+def test_db_upgrade_on_a_schema_from_a_newer_clubfeed_exits_1_and_changes_nothing(
+    empty_url: str,
+) -> None:
+    _migrated_by_a_newer_clubfeed(empty_url)
+
+    result = clubfeed(empty_url, "db", "upgrade", "--json")
+
+    assert_clean_error(
+        result,
+        f"The database {empty_url} is at schema revision 9999, which this clubfeed does not "
+        "know: a newer clubfeed migrated it.",
+        "Run that version's `clubfeed db upgrade`",
+    )
+    assert "Traceback" not in result.stderr
+    assert _version(empty_url) == [("9999",)]
+
+
 def test_commands_on_an_unmigrated_database_say_to_upgrade(empty_url: str) -> None:
     assert_clean_error(clubfeed(empty_url, "business", "list"), "clubfeed db upgrade")
 
@@ -138,13 +166,7 @@ def test_serve_on_a_schema_behind_the_code_says_to_upgrade_and_exits_2(empty_url
 
 
 def test_serve_on_a_schema_from_a_newer_clubfeed_exits_2(empty_url: str) -> None:
-    _upgrade_to(empty_url, "head")
-    engine = make_engine(empty_url, pool_size=1)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    finally:
-        engine.dispose()
+    _migrated_by_a_newer_clubfeed(empty_url)
 
     result = clubfeed(empty_url, "serve", "--port", str(_free_port()))
 
