@@ -81,3 +81,12 @@ def test_the_example_environment_starts_and_every_variable_is_documented() -> No
     assert settings.log_format == "json"
     for name in environment:
         assert f"| `{name}` |" in README or f"`{name}` /" in README, name
+
+
+def test_the_readme_renders_every_placeholder_of_the_nginx_site_and_no_setting() -> None:
+    site = (DEPLOY / "nginx" / "clubfeed.conf").read_text()
+    placeholders = set(re.findall(r"\$\{(\w+)\}", site))
+    (listed,) = re.findall(r"^envsubst '([^']+)'", README, flags=re.MULTILINE)
+    assert set(re.findall(r"\$\{(\w+)\}", listed)) == placeholders
+    # The template's variables are nginx's: none may read like one of clubfeed's settings.
+    assert all(name.startswith("NGINX_") for name in placeholders), placeholders
