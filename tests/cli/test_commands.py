@@ -133,6 +133,13 @@ def test_commands_on_an_unmigrated_database_say_to_upgrade(empty_url: str) -> No
     assert_clean_error(clubfeed(empty_url, "business", "list"), "clubfeed db upgrade")
 
 
+def test_a_setting_out_of_range_is_named_and_exits_1(empty_url: str) -> None:
+    result = clubfeed(empty_url, "db", "upgrade", settings={"CLUBFEED_HEADER_TIMEOUT": "0"})
+
+    assert_clean_error(result, "CLUBFEED_HEADER_TIMEOUT must be at least 1, not 0")
+    assert _version_table_absent(empty_url)
+
+
 # serve
 
 
