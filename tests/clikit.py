@@ -16,13 +16,16 @@ from click.testing import CliRunner, Result
 from clubfeed.cli import main
 
 
-def clubfeed(url: str, *args: str, input: str | None = None) -> Result:
-    """Run the command with CLUBFEED_DATABASE_URL=url and no other CLUBFEED_ variable.
+def clubfeed(
+    url: str, *args: str, input: str | None = None, settings: dict[str, str] | None = None
+) -> Result:
+    """Run the command with CLUBFEED_DATABASE_URL=url and no other CLUBFEED_ variable
+    but those of `settings`.
 
     An exception the command does not turn into an exit status fails the test.
     """
     env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("CLUBFEED_")}
-    env.update(CLUBFEED_DATABASE_URL=url, NO_COLOR="1", FORCE_COLOR=None)
+    env.update(CLUBFEED_DATABASE_URL=url, NO_COLOR="1", FORCE_COLOR=None, **(settings or {}))
     return CliRunner().invoke(
         main, list(args), prog_name="clubfeed", env=env, input=input, catch_exceptions=False
     )

@@ -30,7 +30,7 @@ NAME = "clubfeed.test"
 
 
 def render(template: str, values: dict[str, str]) -> str:
-    """What the README's `envsubst '${CLUBFEED_…} …'` does: only these variables, all present."""
+    """What the README's `envsubst '${NGINX_…} …'` does: only these variables, all present."""
     for name, value in values.items():
         assert "${" + name + "}" in template, name
         template = template.replace("${" + name + "}", value)
@@ -149,12 +149,12 @@ def nginx(directory: Path, port: int, upstream_port: int) -> Iterator[Proxy]:
         render(
             SITE.read_text(),
             {
-                "CLUBFEED_SERVER_NAME": NAME,
-                "CLUBFEED_LISTEN": f"127.0.0.1:{port}",
-                "CLUBFEED_TLS_CERT": str(cert),
-                "CLUBFEED_TLS_KEY": str(key),
-                "CLUBFEED_UPSTREAM": f"127.0.0.1:{upstream_port}",
-                "CLUBFEED_ACCESS_LOG": str(directory / "access.log"),
+                "NGINX_SERVER_NAME": NAME,
+                "NGINX_LISTEN": f"127.0.0.1:{port}",
+                "NGINX_TLS_CERT": str(cert),
+                "NGINX_TLS_KEY": str(key),
+                "NGINX_UPSTREAM": f"127.0.0.1:{upstream_port}",
+                "NGINX_ACCESS_LOG": str(directory / "access.log"),
             },
         )
     )

@@ -31,16 +31,16 @@ def _seconds(value: str) -> int:
     return int(value[:-1])
 
 
-def _unit() -> dict[str, list[str]]:
-    lines = (DEPLOY / "systemd" / "clubfeed.service").read_text().splitlines()
+def _unit(name: str = "clubfeed.service") -> dict[str, list[str]]:
+    lines = (DEPLOY / "systemd" / name).read_text().splitlines()
     settings: dict[str, list[str]] = {}
     for key, value in (line.split("=", 1) for line in lines if re.match(r"^[A-Z]\w*=", line)):
         settings.setdefault(key, []).append(value)
     return settings
 
 
-def _environment() -> dict[str, str]:
-    lines = (DEPLOY / "clubfeed.env").read_text().splitlines()
+def _environment(name: str = "clubfeed.env") -> dict[str, str]:
+    lines = (DEPLOY / name).read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
@@ -81,3 +81,29 @@ def test_the_example_environment_starts_and_every_variable_is_documented() -> No
     assert settings.log_format == "json"
     for name in environment:
         assert f"| `{name}` |" in README or f"`{name}` /" in README, name
+
+
+def test_the_purge_runs_daily_as_the_schema_owner_with_the_api_settings() -> None:
+    purge, timer, api = _unit("clubfeed-purge.service"), _unit("clubfeed-purge.timer"), _unit()
+    assert purge["Type"] == ["oneshot"]
+    assert purge["User"] == api["User"]
+    (command,) = purge["ExecStart"]
+    assert re.fullmatch(r"\S+/clubfeed db purge --json", command)
+    assert command.split()[0] == api["ExecStart"][0].split()[0]
+    # The API's settings first, then the owner's URL over the API role's (absent on SQLite).
+    assert purge["EnvironmentFile"] == api["EnvironmentFile"] + ["-/etc/clubfeed/owner.env"]
+    assert timer["OnCalendar"] == ["*-*-* 03:30:00"]
+    assert timer["Persistent"] == ["true"]
+    assert timer["WantedBy"] == ["timers.target"]
+    owner = Settings.from_env(_environment() | _environment("clubfeed-owner.env"))
+    assert owner.database_url.startswith("postgresql+psycopg://clubfeed_owner:")
+    assert _environment("clubfeed-owner.env").keys() == {"CLUBFEED_DATABASE_URL"}
+
+
+def test_the_readme_renders_every_placeholder_of_the_nginx_site_and_no_setting() -> None:
+    site = (DEPLOY / "nginx" / "clubfeed.conf").read_text()
+    placeholders = set(re.findall(r"\$\{(\w+)\}", site))
+    (listed,) = re.findall(r"^envsubst '([^']+)'", README, flags=re.MULTILINE)
+    assert set(re.findall(r"\$\{(\w+)\}", listed)) == placeholders
+    # The template's variables are nginx's: none may read like one of clubfeed's settings.
+    assert all(name.startswith("NGINX_") for name in placeholders), placeholders

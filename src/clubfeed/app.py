@@ -48,7 +48,8 @@ business granted you (authorization code with PKCE, at `/oauth/authorize` and `/
 Every list pages by an opaque `cursor` (up to 10,000 records a page) and says
 `consistent_until`: start your next `modified_since` window there and you will never
 miss or repeat a change, deletes included. Errors are RFC 9457 problem+json; while the
-database is unavailable, every endpoint answers 503 with Retry-After.
+database is unavailable, every endpoint but /healthz (and this description) answers 503
+with Retry-After.
 
 Responses carry `X-Request-ID` (unless the operator turned request logs off): the one
 you sent, if it is 1 to 128 visible ASCII characters, or one made for the request. Quote

@@ -48,6 +48,17 @@ def _upgrade_to(url: str, revision: str) -> None:
         engine.dispose()
 
 
+def _migrated_by_a_newer_clubfeed(url: str) -> None:
+    """Migrate to this code's head, then stamp a revision only a newer clubfeed knows."""
+    _upgrade_to(url, "head")
+    engine = make_engine(url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    finally:
+        engine.dispose()
+
+
 # db upgrade
 
 
@@ -106,8 +117,32 @@ def test_db_upgrade_json_on_an_empty_database_says_created(empty_url: str) -> No
     }
 
 
+def test_db_upgrade_on_a_schema_from_a_newer_clubfeed_exits_1_and_changes_nothing(
+    empty_url: str,
+) -> None:
+    _migrated_by_a_newer_clubfeed(empty_url)
+
+    result = clubfeed(empty_url, "db", "upgrade", "--json")
+
+    assert_clean_error(
+        result,
+        f"The database {empty_url} is at schema revision 9999, which this clubfeed does not "
+        "know: a newer clubfeed migrated it.",
+        "Run that version's `clubfeed db upgrade`",
+    )
+    assert "Traceback" not in result.stderr
+    assert _version(empty_url) == [("9999",)]
+
+
 def test_commands_on_an_unmigrated_database_say_to_upgrade(empty_url: str) -> None:
     assert_clean_error(clubfeed(empty_url, "business", "list"), "clubfeed db upgrade")
+
+
+def test_a_setting_out_of_range_is_named_and_exits_1(empty_url: str) -> None:
+    result = clubfeed(empty_url, "db", "upgrade", settings={"CLUBFEED_HEADER_TIMEOUT": "0"})
+
+    assert_clean_error(result, "CLUBFEED_HEADER_TIMEOUT must be at least 1, not 0")
+    assert _version_table_absent(empty_url)
 
 
 # serve
@@ -147,13 +182,7 @@ def test_serve_on_a_schema_from_a_newer_clubfeed_warns_and_serves(
 ) -> None:
     """As /readyz does: between `db upgrade` and the new release's restart, old processes
     (restarted ones too) keep serving a schema whose migrations only add."""
-    _upgrade_to(empty_url, "head")
-    engine = make_engine(empty_url, pool_size=1)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    finally:
-        engine.dispose()
+    _migrated_by_a_newer_clubfeed(empty_url)
 
     with _serving(empty_url, tmp_path) as (base, log):
         ready = httpx.get(f"{base}/readyz", timeout=10)

@@ -62,7 +62,7 @@ def main(ctx: click.Context, database_url: str | None) -> None:
     """clubfeed: gym and studio data for loyalty integrators, gap-free."""
     try:
         settings = Settings.from_env()
-    except ValueError as exc:
+    except ValueError as exc:  # a CLUBFEED_* value out of range: say which, exit 1
         raise click.ClickException(str(exc)) from exc
     if database_url:
         settings = Settings(**{**settings.__dict__, "database_url": database_url})

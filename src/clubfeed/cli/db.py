@@ -26,9 +26,20 @@ def db() -> None:
 )
 @pass_context
 def db_upgrade(ctx: Context, as_json: bool) -> None:
-    """Create or migrate the database schema to the newest version, and say which it did."""
-    from clubfeed.storage.migrate import upgrade
+    """Create or migrate the database schema to the newest version, and say which it did.
 
+    Exits 1, changing nothing, when a newer clubfeed already migrated the database.
+    """
+    from clubfeed.storage.migrate import current_revision, known_revision, upgrade
+
+    current = current_revision(ctx.engine)
+    if current is not None and not known_revision(current):
+        # Alembic would fail with a traceback about a revision it cannot locate.
+        raise click.ClickException(
+            f"The database {ctx.safe_url} is at schema revision {current}, which this clubfeed "
+            "does not know: a newer clubfeed migrated it. Run that version's `clubfeed db "
+            "upgrade` (or a newer one's); this one has nothing to do."
+        )
     done = upgrade(ctx.engine)
     if done.before is None:
         action, line = "created", f"Created the schema of {ctx.safe_url} at revision {done.after}."
