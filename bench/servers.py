@@ -100,38 +100,21 @@ def plain_clubfeed(
     return _running(f"clubfeed ({tag})", command, env, workdir / f"clubfeed-{tag}.log")
 
 
+def _uvicorn(factory: str, *options: str) -> list[str]:
+    """uvicorn serving the app that `factory` ("module:function") builds, on a free port."""
+    command = [sys.executable, "-m", "uvicorn", "--factory", factory, *options]
+    return [*command, "--host", HOST, "--port", str(free_port())]
+
+
 def small_baseline(url: str, workdir: Path) -> AbstractContextManager[Server]:
     """The bare Starlette app of bench/small_app.py, under uvicorn's own httptools protocol."""
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "bench.small_app:app_from_env",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--host",
-        HOST,
-        "--port",
-        str(free_port()),
-    ]
+    command = _uvicorn("bench.small_app:app_from_env", "--http", "httptools", "--no-access-log")
     env = {**os.environ, SMALL_URL_VARIABLE: url}
     return _running("small baseline", command, env, workdir / "small-baseline.log")
 
 
 def typical(url: str, workdir: Path) -> AbstractContextManager[Server]:
     """The typical FastAPI + Pydantic + SQLAlchemy ORM app under uvicorn."""
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "bench.typical_app:app_from_env",
-        "--host",
-        HOST,
-        "--port",
-        str(free_port()),
-    ]
+    command = _uvicorn("bench.typical_app:app_from_env")
     env = {**os.environ, TYPICAL_URL_VARIABLE: url}
     return _running("typical app", command, env, workdir / "typical.log")
