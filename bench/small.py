@@ -17,7 +17,7 @@ import random
 import statistics
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +33,7 @@ WRK_SCRIPT = Path(__file__).resolve().with_name("wrk.lua")
 PATHS = {"get": "/v1/checkins?limit=1", "put": "/v1/checkins/"}
 WORKLOADS = tuple(PATHS)
 PAGE = f"/v1/checkins?limit={LIMIT}"
-PAGES_PER_ROUND = 5
+PAGES_PER_ROUND = 10
 WARMUP_S = 2
 
 # Buckets so large that the benchmark never empties one: the cost of asking them is measured.
@@ -157,14 +157,22 @@ def wrk(port: int, workload: str, headers: Mapping[str, str], seconds: int) -> L
     )
 
 
-def _page_ms(port: int, headers: Mapping[str, str]) -> float:
-    """The median of PAGES_PER_ROUND first pages, on a new connection (the last one idled out)."""
-    http = Http(port)
+def _pages_ms(ports: Sequence[int], headers: Mapping[str, str]) -> list[float]:
+    """Each server's median of PAGES_PER_ROUND first pages, asked of the servers in turn.
+
+    Alternating page by page puts any drift of the machine on both servers alike. Each
+    gets a new connection, since the last one idled out during the other runs.
+    """
+    https = [Http(port) for port in ports]
+    samples: list[list[float]] = [[] for _ in ports]
     try:
-        samples = [http.timed_get(PAGE, headers)[0] * 1000 for _ in range(PAGES_PER_ROUND)]
+        for _ in range(PAGES_PER_ROUND):
+            for http, found in zip(https, samples, strict=True):
+                found.append(http.timed_get(PAGE, headers)[0] * 1000)
     finally:
-        http.close()
-    return statistics.median(samples)
+        for http in https:
+            http.close()
+    return [statistics.median(found) for found in samples]
 
 
 def _start(stack: ExitStack, url: str, workdir: Path) -> dict[str, int]:
@@ -216,10 +224,11 @@ def run(
                         load = wrk(ports[name], workload, headers[workload], length)
                         if round_:
                             loads[pair.name][name][workload].append(load)
-                for name in order if pair.name in pages_ms else ():
-                    page_ms = _page_ms(ports[name], read_headers)
-                    if round_:
-                        pages_ms[pair.name][name].append(page_ms)
+                if pair.name in pages_ms:
+                    medians = _pages_ms([ports[name] for name in order], read_headers)
+                    for name, page_ms in zip(order, medians, strict=True):
+                        if round_:
+                            pages_ms[pair.name][name].append(page_ms)
             what = f"round {round_}/{rounds}" if round_ else "warm-up"
             console.print(f"  {what} done in {time.monotonic() - started:.0f} s")
     return Small(rounds, seconds, loads, pages_ms)
