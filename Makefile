@@ -44,7 +44,9 @@ unit: $(TOOLING)
 test: lint unit
 
 # `make bench BENCH_ARGS="--rows 100000 --backends sqlite"` for a quick run.
+# The small-request load comes from wrk, Debian's package.
 bench: $(TOOLING)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(PIP) -e '.[test,bench]'
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 

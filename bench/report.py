@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.table import Table
 
+from bench import small_report
 from bench.scenario import READERS, TRANSFERS, Outcome
+from bench.targets import Target
 
 NOTES = (
     "Pages are 10,000 check-ins; p50/p95 over interleaved runs after warm-up, measured "
@@ -24,26 +26,6 @@ NOTES = (
     "/v1/checkins/batch into a fresh database, the clock running only while a request is "
     "in flight. Reads follow a VACUUM ANALYZE on PostgreSQL (what autovacuum soon does).",
 )
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    measured: float
-    goal: float
-    at_most: bool
-    unit: str
-
-    @property
-    def met(self) -> bool:
-        return self.measured <= self.goal if self.at_most else self.measured >= self.goal
-
-    def text(self, value: float) -> str:
-        return f"{value:,.2f}×" if self.unit == "×" else f"{value:,.0f} {self.unit}"
-
-    @property
-    def goal_text(self) -> str:
-        return ("≤ " if self.at_most else "≥ ") + self.text(self.goal)
 
 
 def _p50(outcome: Outcome, name: str) -> float:
@@ -141,26 +123,44 @@ def _mib(pair: tuple[float, float]) -> str:
     return f"{pair[0]:,.0f} / {pair[1]:,.0f} MiB"
 
 
+def all_targets(outcome: Outcome) -> list[Target]:
+    """The page targets and the small-request ones: what `run` checks."""
+    return targets(outcome) + small_report.targets(outcome.small)
+
+
 def _mark(met: bool) -> str:
     return "[green]met[/]" if met else "[red]missed[/]"
 
 
-def print_outcome(console: Console, outcome: Outcome) -> None:
-    title = f"{outcome.version} — {outcome.rows:,} check-ins"
+def _print_tables(
+    console: Console, title: str, rows: list[tuple[str, str]], checks: list[Target], where: str
+) -> None:
     table = Table(title=title, title_justify="left")
     table.add_column("figure")
     table.add_column("value", justify="right")
-    for name, value in figures(outcome):
+    for name, value in rows:
         table.add_row(name, value)
     console.print(table)
-    checks = Table(title=f"targets on {outcome.backend}", title_justify="left")
+    found = Table(title=f"targets on {where}", title_justify="left")
     for column in ("target", "measured", "goal", ""):
-        checks.add_column(column, justify="left" if column == "target" else "right")
-    for target in targets(outcome):
-        checks.add_row(
+        found.add_column(column, justify="left" if column == "target" else "right")
+    for target in checks:
+        found.add_row(
             target.name, target.text(target.measured), target.goal_text, _mark(target.met)
         )
-    console.print(checks)
+    console.print(found)
+
+
+def print_outcome(console: Console, outcome: Outcome) -> None:
+    title = f"{outcome.version} — {outcome.rows:,} check-ins"
+    _print_tables(console, title, figures(outcome), targets(outcome), outcome.backend)
+    _print_tables(
+        console,
+        f"{outcome.version} — small requests and the cost of each feature",
+        small_report.figures(outcome.small),
+        small_report.targets(outcome.small),
+        f"{outcome.backend}, small requests",
+    )
 
 
 def as_json(outcome: Outcome) -> dict[str, object]:
@@ -197,23 +197,28 @@ def as_json(outcome: Outcome) -> dict[str, object]:
             "typical_now": reads.typical_rss_mib[0],
             "typical_peak": reads.typical_rss_mib[1],
         },
+        "small": small_report.as_json(outcome.small),
         "targets": [
             {"name": t.name, "measured": t.measured, "goal": t.goal, "met": t.met}
-            for t in targets(outcome)
+            for t in all_targets(outcome)
         ],
     }
 
 
-def markdown(outcomes: list[Outcome], command: str, machine: str) -> str:
-    """Tables ready to paste into the README: figures and targets, one column per backend."""
+def _markdown_tables(
+    outcomes: list[Outcome],
+    rows: Callable[[Outcome], list[tuple[str, str]]],
+    checks: Callable[[Outcome], list[Target]],
+) -> list[str]:
+    """Figures, then targets, one column per backend."""
     head = "| | " + " | ".join(o.version for o in outcomes) + " |"
     rule = "|---|" + "---:|" * len(outcomes)
-    lines = [f"Measured with `{command}` on {machine}.", "", head, rule]
-    names = [name for name, _ in figures(outcomes[0])]
-    values = [dict(figures(o)) for o in outcomes]
+    lines = [head, rule]
+    names = [name for name, _ in rows(outcomes[0])]
+    values = [dict(rows(o)) for o in outcomes]
     lines += [f"| {name} | " + " | ".join(v[name] for v in values) + " |" for name in names]
     lines += ["", "| target | " + " | ".join(o.backend for o in outcomes) + " |", rule]
-    by_backend = [{t.name: t for t in targets(o)} for o in outcomes]
+    by_backend = [{t.name: t for t in checks(o)} for o in outcomes]
     longest = max(by_backend, key=len)
     for name in dict.fromkeys([*longest, *(n for b in by_backend for n in b)]):
         cells = []
@@ -225,5 +230,19 @@ def markdown(outcomes: list[Outcome], command: str, machine: str) -> str:
                 else f"{t.text(t.measured)} ({t.goal_text}) {'met' if t.met else '**missed**'}"
             )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(outcomes: list[Outcome], command: str, machine: str) -> str:
+    """Tables ready to paste into the README: pages, then small requests and feature costs."""
+    lines = [f"Measured with `{command}` on {machine}.", ""]
+    lines += _markdown_tables(outcomes, figures, targets)
     lines += [""] + [f"- {note}" for note in NOTES]
+    lines += ["", "Small requests and the cost of each feature:", ""]
+    lines += _markdown_tables(
+        outcomes,
+        lambda o: small_report.figures(o.small),
+        lambda o: small_report.targets(o.small),
+    )
+    lines += [""] + [f"- {note}" for note in small_report.NOTES]
     return "\n".join(lines) + "\n"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import report, scenario
+from bench import report, scenario, small_report
 from bench.client import BenchError
 from bench.databases import BACKENDS
 from bench.measure import LIMIT
@@ -53,6 +53,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--backends", type=_backends, default=list(BACKENDS), help="sqlite,postgresql"
     )
     parser.add_argument("--runs", type=int, default=20, help="timed rounds of the page figures")
+    parser.add_argument(
+        "--small-rounds", type=int, default=5, help="interleaved rounds of the small requests"
+    )
+    parser.add_argument(
+        "--small-seconds", type=int, default=3, help="length of each small-request wrk run"
+    )
     parser.add_argument("--seed", type=int, default=20_260_314, help="seed of the data set")
     return parser.parse_args(argv)
 
@@ -77,7 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     console = Console()
     command = "python -m bench.run " + shlex.join(sys.argv[1:] if argv is None else argv)
-    options = scenario.Options(rows=args.rows, runs=args.runs, seed=args.seed)
+    options = scenario.Options(
+        rows=args.rows,
+        runs=args.runs,
+        seed=args.seed,
+        small_rounds=args.small_rounds,
+        small_seconds=args.small_seconds,
+    )
     outcomes = []
     started, load_before = time.monotonic(), os.getloadavg()[0]
     try:
@@ -96,12 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         "machine": where,
         "seconds": time.monotonic() - started,
         "backends": [report.as_json(o) for o in outcomes],
-        "notes": list(report.NOTES),
+        "notes": [*report.NOTES, *small_report.NOTES],
     }
     (RESULTS / "latest.json").write_text(json.dumps(payload, indent=2) + "\n")
     (RESULTS / "latest.md").write_text(report.markdown(outcomes, command.strip(), where))
     console.print(f"{where}\nwritten: {RESULTS / 'latest.md'} and {RESULTS / 'latest.json'}")
-    missed = [t.name for o in outcomes for t in report.targets(o) if not t.met]
+    missed = [t.name for o in outcomes for t in report.all_targets(o) if not t.met]
     return 1 if missed else 0
 
 

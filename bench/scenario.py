@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import databases, dataset, load, measure, servers, verify
+from bench import databases, dataset, load, measure, servers, small, verify
 from bench.baselines import DatabaseJson, PostgresJson, SqliteJson
 from bench.client import BenchError, Http
 
@@ -24,6 +24,8 @@ class Options:
     rows: int
     runs: int
     seed: int
+    small_rounds: int
+    small_seconds: int
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Outcome:
     ingest: load.IngestResult
     ingest_rss_mib: tuple[float, float]
     reads: Reads
+    small: small.Small
 
 
 def _database_json(backend: str, url: str, business_id: int) -> DatabaseJson:
@@ -89,7 +92,18 @@ def run(backend: str, options: Options, console: Console, workdir: Path) -> Outc
                 reads = _reads(options, console, ours, typical, database_json, headers)
         finally:
             database_json.close()
-    return Outcome(backend, version, options.rows, ingest, ingest_rss, reads)
+        # Last: its PUTs change the measured business, which the checks above compare.
+        smalls = small.run(
+            url,
+            workdir,
+            headers,
+            measured.ingest_key,
+            console,
+            rounds=options.small_rounds,
+            seconds=options.small_seconds,
+            seed=options.seed,
+        )
+    return Outcome(backend, version, options.rows, ingest, ingest_rss, reads, smalls)
 
 
 @dataclass(frozen=True)

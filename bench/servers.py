@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from bench.client import HOST, BenchError
 REPO = Path(__file__).resolve().parent.parent
 CLUBFEED = Path(sys.executable).parent / "clubfeed"
 TYPICAL_URL_VARIABLE = "BENCH_TYPICAL_DATABASE_URL"
+SMALL_URL_VARIABLE = "BENCH_SMALL_DATABASE_URL"
 
 
 @dataclass(frozen=True)
@@ -81,24 +82,39 @@ def _running(name: str, command: list[str], env: dict[str, str], log: Path) -> I
             process.wait()
 
 
-def clubfeed(url: str, workdir: Path, tag: str) -> AbstractContextManager[Server]:
-    """`clubfeed serve` on a free port."""
+def clubfeed(
+    url: str, workdir: Path, tag: str, settings: Mapping[str, str] | None = None
+) -> AbstractContextManager[Server]:
+    """`clubfeed serve` on a free port; `settings` are CLUBFEED_* variables over the defaults."""
     command = [str(CLUBFEED), "--database-url", url, "serve", "--port", str(free_port())]
-    return _running("clubfeed", command, dict(os.environ), workdir / f"clubfeed-{tag}.log")
+    env = {**os.environ, **(settings or {})}
+    return _running(f"clubfeed ({tag})", command, env, workdir / f"clubfeed-{tag}.log")
+
+
+def plain_clubfeed(
+    url: str, workdir: Path, tag: str, settings: Mapping[str, str]
+) -> AbstractContextManager[Server]:
+    """clubfeed's app under a plain uvicorn.Config, without `clubfeed serve`'s edge protocol."""
+    command = [sys.executable, "-m", "bench.plain_serve", "--port", str(free_port())]
+    env = {**os.environ, **settings, "CLUBFEED_DATABASE_URL": url}
+    return _running(f"clubfeed ({tag})", command, env, workdir / f"clubfeed-{tag}.log")
+
+
+def _uvicorn(factory: str, *options: str) -> list[str]:
+    """uvicorn serving the app that `factory` ("module:function") builds, on a free port."""
+    command = [sys.executable, "-m", "uvicorn", "--factory", factory, *options]
+    return [*command, "--host", HOST, "--port", str(free_port())]
+
+
+def small_baseline(url: str, workdir: Path) -> AbstractContextManager[Server]:
+    """The bare Starlette app of bench/small_app.py, under uvicorn's own httptools protocol."""
+    command = _uvicorn("bench.small_app:app_from_env", "--http", "httptools", "--no-access-log")
+    env = {**os.environ, SMALL_URL_VARIABLE: url}
+    return _running("small baseline", command, env, workdir / "small-baseline.log")
 
 
 def typical(url: str, workdir: Path) -> AbstractContextManager[Server]:
     """The typical FastAPI + Pydantic + SQLAlchemy ORM app under uvicorn."""
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "bench.typical_app:app_from_env",
-        "--host",
-        HOST,
-        "--port",
-        str(free_port()),
-    ]
+    command = _uvicorn("bench.typical_app:app_from_env")
     env = {**os.environ, TYPICAL_URL_VARIABLE: url}
     return _running("typical app", command, env, workdir / "typical.log")

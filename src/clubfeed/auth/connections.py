@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, bindparam, select, update
 
 from clubfeed import catalogue
 from clubfeed.auth import tokens
-from clubfeed.auth.credentials import SHARED_SECRET, hash_matches, matching, token_hash
+from clubfeed.auth.credentials import (
+    SHARED_SECRET,
+    hash_matches,
+    lookup_params,
+    matching,
+    token_hash,
+)
 from clubfeed.storage.engine import dialect_insert
 from clubfeed.storage.schema import businesses, connections, integrators
 from clubfeed.timefmt import now_us
@@ -82,6 +88,22 @@ def note_use(conn: Connection, *, business_id: int, integrator_id: int, via: str
     conn.execute(stmt.on_conflict_do_update(index_elements=_KEY, set_={"last_used_at": at}))
 
 
+# Built once, with bound parameters: it runs on every shared-secret read.
+_SHARED_SECRET_READER = (
+    select(businesses.c.id, connections.c.revoked_at, *SHARED_SECRET.columns())
+    .select_from(businesses)
+    .outerjoin(
+        connections,
+        and_(
+            connections.c.business_id == businesses.c.id,
+            connections.c.integrator_id == bindparam("integrator_id"),
+            connections.c.via == VIA_SHARED_SECRET,
+        ),
+    )
+    .where(matching(SHARED_SECRET))
+)
+
+
 def shared_secret_reader(
     conn: Connection, secret: str, integrator_id: int
 ) -> tuple[int, bool] | None:
@@ -91,19 +113,8 @@ def shared_secret_reader(
     rotated secret answers until its overlap ends.
     """
     digest, now = token_hash(secret), now_us()
-    row = conn.execute(
-        select(businesses.c.id, connections.c.revoked_at, *SHARED_SECRET.columns())
-        .select_from(businesses)
-        .outerjoin(
-            connections,
-            and_(
-                connections.c.business_id == businesses.c.id,
-                connections.c.integrator_id == integrator_id,
-                connections.c.via == VIA_SHARED_SECRET,
-            ),
-        )
-        .where(matching(SHARED_SECRET, digest, now))
-    ).first()
+    params = {**lookup_params(digest, now), "integrator_id": integrator_id}
+    row = conn.execute(_SHARED_SECRET_READER, params).first()
     if row is None or not hash_matches(digest, row, now):
         return None
     return row.id, row.revoked_at is not None

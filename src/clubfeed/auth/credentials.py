@@ -19,11 +19,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import (
+    BindParameter,
     Column,
     ColumnElement,
     Connection,
+    Select,
     Table,
     and_,
+    bindparam,
     insert,
     or_,
     select,
@@ -170,10 +173,20 @@ def hash_matches(digest: bytes, row: Sequence[Any], now: int) -> bool:
     )
 
 
-def matching(kind: CredentialKind, digest: bytes, now: int) -> ColumnElement[bool]:
-    """The WHERE clause finding the row whose current or live previous hash is `digest`."""
+def matching(kind: CredentialKind) -> ColumnElement[bool]:
+    """The WHERE clause finding the row whose current or live previous hash is `digest`.
+
+    `digest` and `now` are bound at execution (`lookup_params`): a statement built once
+    with it skips SQLAlchemy's construction and cache-key work on every request.
+    """
     current, previous, until = kind.columns()
+    digest: BindParameter[bytes] = bindparam("digest")
+    now: BindParameter[int] = bindparam("now")
     return or_(current == digest, and_(previous == digest, until > now))
+
+
+def lookup_params(digest: bytes, now: int) -> dict[str, object]:
+    return {"digest": digest, "now": now}
 
 
 def is_loopback(host: str) -> bool:
@@ -276,11 +289,18 @@ def set_oauth_client(
     return client_id, client_secret
 
 
-def _find(conn: Connection, kind: CredentialKind, token: str) -> int | None:
+def _lookup(kind: CredentialKind) -> Select[Any]:
+    return select(kind.table.c.id, *kind.columns()).where(matching(kind))
+
+
+# Built once: these run on every /v1 request.
+_BY_INGEST_KEY = _lookup(INGEST_KEY)
+_BY_INTEGRATOR_KEY = _lookup(INTEGRATOR_KEY)
+
+
+def _find(conn: Connection, statement: Select[Any], token: str) -> int | None:
     digest, now = token_hash(token), now_us()
-    row = conn.execute(
-        select(kind.table.c.id, *kind.columns()).where(matching(kind, digest, now))
-    ).first()
+    row = conn.execute(statement, lookup_params(digest, now)).first()
     if row is None or not hash_matches(digest, row, now):
         return None
     found: int = row[0]
@@ -288,8 +308,8 @@ def _find(conn: Connection, kind: CredentialKind, token: str) -> int | None:
 
 
 def business_by_ingest_key(conn: Connection, key: str) -> int | None:
-    return _find(conn, INGEST_KEY, key)
+    return _find(conn, _BY_INGEST_KEY, key)
 
 
 def integrator_by_key(conn: Connection, key: str) -> int | None:
-    return _find(conn, INTEGRATOR_KEY, key)
+    return _find(conn, _BY_INTEGRATOR_KEY, key)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, update
+from sqlalchemy import Connection, Table, Update, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clubfeed.storage.engine import is_sqlite
@@ -70,12 +70,27 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> No
     if not is_sqlite(conn):
         _pg_execute(conn, _pg_upsert_sql(table), _columns(rows, list(_pg_types(table))))
         return
+    conn.execute(_sqlite_upsert(table), list(rows))
+
+
+@cache
+def _sqlite_upsert(table: Table) -> sqlite.Insert:
+    """Built once per table: building it (its `excluded` alias above all) costs more than a
+    one-record write's statements take to run."""
     stmt = sqlite.insert(table)
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=list(_KEYS),
         set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in _KEYS},
     )
-    conn.execute(stmt, list(rows))
+
+
+@cache
+def _sqlite_restamp(table: Table) -> Update:
+    return (
+        update(table)
+        .where(table.c.business_id == bindparam("b_business_id"), table.c.id == bindparam("b_id"))
+        .values({name: bindparam(name) for name in STAMP_COLUMNS})
+    )
 
 
 def restamp(
@@ -89,8 +104,6 @@ def restamp(
         _pg_execute(conn, _pg_stamp_sql(table), {**params, "business_id": business_id})
         return
     conn.execute(
-        update(table)
-        .where(table.c.business_id == business_id, table.c.id == bindparam("b_id"))
-        .values({name: bindparam(name) for name in STAMP_COLUMNS}),
-        [{**stamp, "b_id": stamp["id"]} for stamp in stamps],
+        _sqlite_restamp(table),
+        [{**stamp, "b_id": stamp["id"], "b_business_id": business_id} for stamp in stamps],
     )

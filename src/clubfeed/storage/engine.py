@@ -12,20 +12,29 @@ to open; past it the caller gets an error it can turn into 503.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import Pool
 
 from clubfeed.settings import Settings
 from clubfeed.storage.outages import CommitFailed
 
 DEFAULT_TIMEOUT_S = Settings.db_timeout_s
+# A SQLite engine's writers queue on one lock of this process before they ask for SQLite's
+# write lock. SQLite's busy handler retries on a back-off of up to 100 ms, so with many
+# writers a waiting one slept past several others' whole transactions: a one-record PUT's
+# p99 at 64 connections was ~1 s, and ~0.25 s once they queue here. Other processes
+# sharing the file still meet at SQLite's lock, under its busy timeout.
+_SQLITE_WRITERS: WeakKeyDictionary[Engine, tuple[threading.Lock, float]] = WeakKeyDictionary()
 # libpq's connect_timeout is whole seconds, and it treats values under 2 as 2.
 _MIN_CONNECT_TIMEOUT_S = 2
 
@@ -52,6 +61,7 @@ def make_engine(
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": timeout_s}, **options)
         _configure_sqlite(engine, busy_timeout_ms=round(timeout_s * 1000))
+        _SQLITE_WRITERS[engine] = (threading.Lock(), timeout_s)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise ValueError(
@@ -97,6 +107,22 @@ def dialect_insert(conn: Connection) -> Callable[[Table], sqlite.Insert | postgr
 
 
 @contextmanager
+def _one_sqlite_writer(engine: Engine) -> Iterator[None]:
+    """Hold this process's write turn on a SQLite engine; PoolTimeout (503) past its timeout."""
+    found = _SQLITE_WRITERS.get(engine)
+    if found is None:
+        yield
+        return
+    lock, timeout_s = found
+    if not lock.acquire(timeout=timeout_s):
+        raise PoolTimeout(f"another write of this process held the database for {timeout_s} s")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection in a write transaction, committed on success, rolled back on error.
 
@@ -104,7 +130,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     `CommitFailed`, since the database may have written the transaction and lost the
     connection before saying so.
     """
-    with engine.connect() as conn:
+    with _one_sqlite_writer(engine), engine.connect() as conn:
         if is_sqlite(engine):
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
         committing = False

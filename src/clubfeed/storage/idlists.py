@@ -10,9 +10,10 @@ join), a plan that stays right even before the table has statistics; the plainer
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, TextClause, text
 
 
 def rows_by_id(
@@ -26,18 +27,22 @@ def rows_by_id(
     """`SELECT columns FROM table` for this business's rows among `ids` (and `where`, if given)."""
     if not ids:
         return []
+    value: object = json.dumps(ids) if conn.dialect.name == "sqlite" else ids
+    statement = _statement(conn.dialect.name, table, columns, where)
+    return list(conn.execute(statement, {"b": business_id, "ids": value}))
+
+
+@cache
+def _statement(dialect: str, table: str, columns: str, where: str) -> TextClause:
+    """Built once per shape, so that a one-record write does not pay for it each time."""
     condition = f" AND {where}" if where else ""
-    if conn.dialect.name == "sqlite":
-        sql = (
+    if dialect == "sqlite":
+        return text(
             f"SELECT {columns} FROM {table} WHERE business_id = :b "
             f"AND id IN (SELECT value FROM json_each(:ids)){condition}"
         )
-        value: object = json.dumps(ids)
-    else:
-        sql = (
-            "SELECT found.* FROM unnest(CAST(:ids AS text[])) AS wanted(id) CROSS JOIN LATERAL "
-            f"(SELECT {columns} FROM {table} WHERE business_id = :b AND id = wanted.id{condition}) "
-            "AS found"
-        )
-        value = ids
-    return list(conn.execute(text(sql), {"b": business_id, "ids": value}))
+    return text(
+        "SELECT found.* FROM unnest(CAST(:ids AS text[])) AS wanted(id) CROSS JOIN LATERAL "
+        f"(SELECT {columns} FROM {table} WHERE business_id = :b AND id = wanted.id{condition}) "
+        "AS found"
+    )
