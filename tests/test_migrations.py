@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from clubfeed import catalogue
-from clubfeed.storage.engine import write_transaction
+from clubfeed.storage.engine import make_engine, write_transaction
 from clubfeed.storage.migrate import head_revision, upgrade
 from clubfeed.storage.schema import metadata
 from tests.factories import Api, record
@@ -83,3 +86,24 @@ def test_0005_rerenders_seconds_offsets_in_utc_and_restamps_them(api: Api, db: E
     assert api.get("/v1/checkins/c-now").json() == stored["checkins", "c-now"]
     back = api.batch("checkins", checkins).json()
     assert (back["unchanged"], back["updated"]) == (1, 0)
+
+
+def test_an_upgrade_waits_its_turn_behind_a_writer(tmp_path: Path) -> None:
+    """`db upgrade` beside a running server: it waits for the server's write, then migrates."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'busy.db'}", pool_size=2)
+    try:
+        upgrade(engine, "0004")
+        holder = engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+        holder.execute(text("UPDATE alembic_version SET version_num = version_num"))
+        release = threading.Timer(0.5, holder.commit)
+        release.start()
+        try:
+            upgrade(engine)
+        finally:
+            release.join()
+            holder.close()
+        with engine.connect() as conn:
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        assert version == head_revision()
+    finally:
+        engine.dispose()
