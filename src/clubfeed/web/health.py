@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from clubfeed.storage.migrate import schema_status
-from clubfeed.web.rfc9457 import PROBLEM_JSON, problem_response
+from clubfeed.web.rfc9457 import PROBLEM_JSON, unavailable
 from clubfeed.web.state import read
 
 router = APIRouter(tags=["service"])
@@ -81,8 +81,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> Response:
     status = await read(request, schema_status)
     if status in _NOT_READY:
-        return problem_response(
-            503, "Service unavailable", _NOT_READY[status], slug="service-unavailable"
-        )
+        # No Retry-After: a schema behind the code waits for an operator, not for time.
+        return unavailable(_NOT_READY[status], passes=False)
     body = msgspec.json.encode({"status": "ready", "schema": status})
     return Response(body, media_type="application/json")

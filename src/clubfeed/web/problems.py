@@ -24,7 +24,7 @@ from clubfeed import catalogue
 from clubfeed.errors import ClubfeedError, Forbidden, NotFound, Unauthenticated
 from clubfeed.storage import outages
 from clubfeed.web import pages
-from clubfeed.web.rfc9457 import problem_response, status_for
+from clubfeed.web.rfc9457 import RETRY_AFTER_S, problem_response, status_for, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,6 @@ class Unexpected:
             raise
 
 
-RETRY_AFTER_S = 1
 # The surfaces that answer in their own shape; the rest of the app answers problem+json.
 _OAUTH_CLIENT_PATHS = frozenset({"/oauth/token", "/oauth/revoke"})
 _PAGE_PATHS = ("/console", "/oauth/authorize")
@@ -189,7 +188,7 @@ async def database_error(request: Request, exc: Exception) -> Response:
         path,
         outages.reason(exc),
     )
-    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    headers = {"Retry-After": str(RETRY_AFTER_S)}  # the OAuth and page answers ask it too
     unknown = isinstance(exc, outages.CommitFailed)
     reading = request.method in _READ_METHODS
     if path in _OAUTH_CLIENT_PATHS:
@@ -208,9 +207,7 @@ async def database_error(request: Request, exc: Exception) -> Response:
             "The database is unavailable at the moment (restarting, unreachable or "
             f"overloaded){written}. Retry after the seconds in Retry-After."
         )
-    return problem_response(
-        503, "Service unavailable", detail, slug="service-unavailable", headers=headers
-    )
+    return unavailable(detail)
 
 
 def _oauth_unavailable(unknown: bool, headers: dict[str, str]) -> Response:

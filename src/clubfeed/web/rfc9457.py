@@ -73,3 +73,21 @@ def status_for(exc: ClubfeedError) -> int:
         if issubclass(cls, ClubfeedError) and cls in STATUS:
             return STATUS[cls]
     return STATUS[ClubfeedError]
+
+
+RETRY_AFTER_S = 1
+"""What every 503 that will pass by itself asks: the database, a full process, a restart."""
+
+
+def unavailable(
+    detail: str, *, passes: bool = True, headers: Mapping[str, str] | None = None
+) -> Response:
+    """503 /problems/service-unavailable; with Retry-After when it `passes` by itself."""
+    retry = {"Retry-After": str(RETRY_AFTER_S)} if passes else {}
+    return problem_response(
+        503,
+        "Service unavailable",
+        detail,
+        slug="service-unavailable",
+        headers={**retry, **(headers or {})},
+    )

@@ -32,7 +32,7 @@ from uvicorn.supervisors import Multiprocess
 
 from clubfeed.settings import Settings
 from clubfeed.web import hosts, logs, metrics, ratelimit
-from clubfeed.web.rfc9457 import problem_response
+from clubfeed.web.rfc9457 import problem_response, unavailable
 
 FACTORY = "clubfeed.app:app_from_env"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -185,19 +185,13 @@ class EdgeProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def _unavailable(detail: str) -> Response:
-    return problem_response(
-        503,
-        "Service unavailable",
-        detail,
-        slug="service-unavailable",
-        headers={"Retry-After": "1", "Connection": "close"},
-    )
-
-
-_BUSY = _unavailable("This server process is at its connection limit; retry in a second.")
-_SHUTTING_DOWN = _unavailable(
-    "This server is shutting down and the request body had not arrived; retry."
+_BUSY = unavailable(
+    "This server process is at its connection limit; retry in a second.",
+    headers={"Connection": "close"},
+)
+_SHUTTING_DOWN = unavailable(
+    "This server is shutting down and the request body had not arrived; retry.",
+    headers={"Connection": "close"},
 )
 _HEAD_TOO_LARGE = problem_response(
     431,
