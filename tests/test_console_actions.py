@@ -15,7 +15,7 @@ from clubfeed.auth import sessions
 from tests.conftest import Server
 from tests.consolekit import console_settings, csrf_of, logged_in, new_admin, text_of
 from tests.factories import Tenant
-from tests.oauthkit import connect
+from tests.oauthkit import Connected, connect
 
 
 @pytest.fixture(scope="module")
@@ -120,16 +120,24 @@ def _ask_then_revoke(
     return confirm, banner
 
 
+def _two_channels(
+    feed: httpx.Client, db: Engine, tenant: Tenant
+) -> tuple[Connected, dict[str, str]]:
+    """An app connected by OAuth, and the headers with which it reads by the shared secret."""
+    granted = connect(feed, db, tenant.business.id, scope="checkins")
+    by_secret = {
+        "X-Integrator-Key": granted.app.key,
+        "Authorization": tenant.read_headers["Authorization"],
+    }
+    return granted, by_secret
+
+
 def test_revoking_one_channel_asks_first_and_names_the_channel_in_the_banner(
     db: Engine, tenant: Tenant, console: Server
 ) -> None:
     with httpx.Client(base_url=console.base_url, timeout=30) as feed:
-        granted = connect(feed, db, tenant.business.id, scope="checkins")
+        granted, by_secret = _two_channels(feed, db, tenant)
         app = granted.app
-        by_secret = {
-            "X-Integrator-Key": app.key,
-            "Authorization": tenant.read_headers["Authorization"],
-        }
         assert _status(feed, granted.read_headers()) == 200
         assert _status(feed, by_secret) == 200  # the same app, through its second channel
         with logged_in(console.base_url, granted.admin.email) as owner:
@@ -170,12 +178,8 @@ def test_the_shared_secret_banner_says_oauth_access_is_unaffected(
     db: Engine, tenant: Tenant, console: Server
 ) -> None:
     with httpx.Client(base_url=console.base_url, timeout=30) as feed:
-        granted = connect(feed, db, tenant.business.id, scope="checkins")
+        granted, by_secret = _two_channels(feed, db, tenant)
         app = granted.app
-        by_secret = {
-            "X-Integrator-Key": app.key,
-            "Authorization": tenant.read_headers["Authorization"],
-        }
         assert _status(feed, by_secret) == 200
         with logged_in(console.base_url, granted.admin.email) as owner:
             _, banner = _ask_then_revoke(owner, app.id, "shared_secret")
