@@ -22,6 +22,7 @@ from clubfeed.auth.credentials import (
     token_hash,
 )
 from clubfeed.storage.engine import dialect_insert
+from clubfeed.storage.fast import fetch_first
 from clubfeed.storage.schema import businesses, connections, integrators
 from clubfeed.timefmt import now_us
 
@@ -114,10 +115,11 @@ def shared_secret_reader(
     """
     digest, now = token_hash(secret), now_us()
     params = {**lookup_params(digest, now), "integrator_id": integrator_id}
-    row = conn.execute(_SHARED_SECRET_READER, params).first()
+    row = fetch_first(conn, _SHARED_SECRET_READER, params)
     if row is None or not hash_matches(digest, row, now):
         return None
-    return row.id, row.revoked_at is not None
+    business_id, revoked_at = row[:2]
+    return business_id, revoked_at is not None
 
 
 def revoke(

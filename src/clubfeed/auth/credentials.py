@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 
 from clubfeed.feed import clock
+from clubfeed.storage.fast import fetch_first
 from clubfeed.storage.schema import businesses, integrators
 from clubfeed.timefmt import now_us
 
@@ -300,7 +301,7 @@ _BY_INTEGRATOR_KEY = _lookup(INTEGRATOR_KEY)
 
 def _find(conn: Connection, statement: Select[Any], token: str) -> int | None:
     digest, now = token_hash(token), now_us()
-    row = conn.execute(statement, lookup_params(digest, now)).first()
+    row = fetch_first(conn, statement, lookup_params(digest, now))
     if row is None or not hash_matches(digest, row, now):
         return None
     found: int = row[0]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, text
 
 from clubfeed.storage.engine import is_sqlite
+from clubfeed.storage.fast import fetch_tuples
 from clubfeed.timefmt import now_us
 
 _ADVANCE_PG = text(
@@ -28,7 +29,7 @@ _ADVANCE_SQLITE = text(
 )
 _EXTEND = text("UPDATE change_clock SET seq = seq + :n WHERE business_id = :b RETURNING seq")
 _LOCK = text("SELECT seq FROM change_clock WHERE business_id = :b FOR UPDATE")
-_READ = text("SELECT seq, last_us, purged_until_us FROM change_clock WHERE business_id = :b")
+_READ = "SELECT seq, last_us, purged_until_us FROM change_clock WHERE business_id = :b"
 _CREATE = text("INSERT INTO change_clock (business_id, seq, last_us) VALUES (:b, 0, 0)")
 
 
@@ -83,5 +84,5 @@ def extend(conn: Connection, business_id: int, n: int) -> int:
 
 
 def read(conn: Connection, business_id: int) -> Reading:
-    row = conn.execute(_READ, {"b": business_id}).one()
-    return Reading(seq=row.seq, last_us=row.last_us, purged_until_us=row.purged_until_us)
+    ((seq, last_us, purged_until_us),) = fetch_tuples(conn, _READ, {"b": business_id})
+    return Reading(seq=seq, last_us=last_us, purged_until_us=purged_until_us)

@@ -1,8 +1,13 @@
-"""The hot path's escape hatch: rows as the driver returns them, without SQLAlchemy Row objects.
+"""The hot path's statements: rows as the driver returns them, without SQLAlchemy's execution layer.
 
 Building 10,000 Row objects costs about as much as the database takes to hand the
-page over; the feed needs only the tuples. Statements are still written once, as
-`text()` with named parameters, and compiled per dialect by SQLAlchemy.
+page over, and on a one-record request SQLAlchemy's execute (cache lookup, result
+metadata, Row) costs more than the indexed lookup it runs. The feed and the
+credential checks need only tuples. Statements are still written once, as SQL text
+with named parameters or as Core constructs built at import, and compiled per
+dialect by SQLAlchemy; the driver's errors are raised as SQLAlchemy's, with a dead
+connection invalidated, exactly as `Connection.execute` would (`storage/outages.py`
+tells which mean "unavailable").
 """
 
 from __future__ import annotations
@@ -10,25 +15,58 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, text
+from sqlalchemy import ClauseElement, Connection, Dialect, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
+
+Statement = str | ClauseElement
+"""SQL text with `:name` parameters, or a Core statement built once (so that it can be cached)."""
 
 
 @lru_cache(maxsize=512)
-def _compiled(sql: str, dialect: Dialect) -> SQLCompiler:
-    return text(sql).compile(dialect=dialect)
+def _compiled(statement: Statement, dialect: Dialect) -> SQLCompiler:
+    clause = text(statement) if isinstance(statement, str) else statement
+    compiled = clause.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    return compiled
 
 
-def fetch_tuples(conn: Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Run `sql` in `conn`'s transaction and return plain tuples."""
-    compiled = _compiled(sql, conn.dialect)
+def fetch_tuples(
+    conn: Connection, statement: Statement, params: dict[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Run `statement` in `conn`'s transaction (begun if it was not) and return plain tuples."""
+    compiled = _compiled(statement, conn.dialect)
     bound = compiled.construct_params(params)
     args: Any = (
         tuple(bound[name] for name in compiled.positiontup or ()) if compiled.positional else bound
     )
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    if not conn.in_transaction():
+        conn.begin()
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()
     try:
         cursor.execute(compiled.string, args)
         return list(cursor.fetchall())
+    except conn.dialect.loaded_dbapi.Error as exc:
+        invalidated = conn.dialect.is_disconnect(exc, dbapi_connection, cursor)
+        if invalidated:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            compiled.string,
+            args,
+            exc,
+            conn.dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=invalidated,
+            dialect=conn.dialect,
+        ) from exc
     finally:
         cursor.close()
+
+
+def fetch_first(
+    conn: Connection, statement: Statement, params: dict[str, Any]
+) -> tuple[Any, ...] | None:
+    """The first row of `statement` as a plain tuple, or None."""
+    rows = fetch_tuples(conn, statement, params)
+    return rows[0] if rows else None
