@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,6 +31,7 @@ from clubfeed.storage.engine import make_engine, write_transaction
 from clubfeed.storage.outages import CommitFailed
 from clubfeed.web import health, logs, metrics, observe, pages, problems, ratelimit
 from clubfeed.web.buckets import Policy, open_buckets
+from clubfeed.web.dispatch import Dispatch
 from clubfeed.web.headers import ApiHeaders
 from clubfeed.web.hosts import AllowedHosts
 from clubfeed.web.limits import BodyStalled, BodyTooLarge, RequestLimits
@@ -122,12 +124,20 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(Exception, problems.unexpected_error)
 
     app.include_router(health.router)
-    for resource in catalogue.RESOURCES:
-        app.include_router(ingest_routes.router(resource))
-        app.include_router(feed_routes.router(resource))
+    resource_routers = [
+        make(resource)
+        for resource in catalogue.RESOURCES
+        for make in (ingest_routes.router, feed_routes.router)
+    ]
+    for resource_router in resource_routers:
+        app.include_router(resource_router)
     app.include_router(oauth_routes.router)
     app.include_router(console_routes.router)
     app.mount(pages.STATIC_URL, StaticFiles(directory=pages.STATIC_DIR), name="static")
+    app.router.middleware_stack = Dispatch(
+        app.router.middleware_stack,
+        [route for r in resource_routers for route in r.routes if isinstance(route, APIRoute)],
+    )
 
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
