@@ -20,7 +20,7 @@ from clubfeed.feed import queries
 from clubfeed.ingest.validate import RecordId, check_id, decode
 from clubfeed.timefmt import format_us
 from clubfeed.web.callers import as_reader
-from clubfeed.web.hosts import public_url
+from clubfeed.web.hosts import next_page_link
 from clubfeed.web.state import signer, state
 
 JSON = "application/json"
@@ -61,9 +61,7 @@ def _page_response(request: Request, page: queries.Page) -> Response:
     )
     headers = {}
     if page.next_cursor is not None:
-        headers["Link"] = (
-            f'<{public_url(request).include_query_params(cursor=page.next_cursor)}>; rel="next"'
-        )
+        headers["Link"] = next_page_link(request, page.next_cursor)
     return Response(body, headers=headers, media_type=JSON)
 
 

@@ -4,7 +4,8 @@ A Host header is the client's to choose. Echoed into a `Link` or an OAuth issuer
 would send pollers and apps wherever a client, or a DNS-rebinding page in a browser,
 wants. So a request's Host must name one of the allowed hosts (400 otherwise, as
 Django's ALLOWED_HOSTS does: a misconfiguration fails loudly at set-up, never as wrong
-links), and every absolute URL the server writes comes from `public_url`: the
+links), and every absolute URL the server writes comes from `next_page_link` or
+`public_base`: the
 configured `CLUBFEED_PUBLIC_URL` when set, else the request's own (checked) URL.
 A trusted proxy's X-Forwarded-Host has become Host before this runs (`web/serving.py`).
 """
@@ -12,9 +13,8 @@ A trusted proxy's X-Forwarded-Host has become Host before this runs (`web/servin
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote_to_bytes, urlsplit
 
-from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -74,14 +74,23 @@ class AllowedHosts:
         await self.app(scope, receive, send)
 
 
-def public_url(request: Request) -> URL:
-    """The request's URL as its client should reach it (the public URL's scheme, host and prefix)."""
+def next_page_link(request: Request, cursor: str) -> str:
+    """The `Link` to the next page: this request's URL, as its client should reach it (the
+    public URL's scheme, host and prefix), with `cursor` in place of any cursor it had.
+
+    The other parameters stay as the client wrote them; built by hand, since parsing and
+    re-encoding the query was a tenth of a one-record page's CPU.
+    """
     configured = state(request).settings.public_url
     url = request.url
-    if configured is None:
-        return url
-    base = urlsplit(check_public_url(configured))
-    return url.replace(scheme=base.scheme, netloc=base.netloc, path=base.path + url.path)
+    base = f"{url.scheme}://{url.netloc}" if configured is None else check_public_url(configured)
+    kept = [
+        pair
+        for pair in request.scope["query_string"].split(b"&")
+        if pair and unquote_to_bytes(pair.partition(b"=")[0]) != b"cursor"
+    ]
+    kept.append(b"cursor=" + quote(cursor, safe="").encode())
+    return f'<{base}{url.path}?{b"&".join(kept).decode("latin-1")}>; rel="next"'
 
 
 def public_base(request: Request) -> str:
