@@ -16,14 +16,14 @@ from clubfeed.storage.engine import is_sqlite
 from clubfeed.storage.fast import fetch_tuples
 from clubfeed.timefmt import now_us
 
-_ADVANCE_PG = text(
+_ADVANCE_PG = (
     "UPDATE change_clock SET seq = seq + :n, last_us = GREATEST("
     "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT), last_us + 1) "
     "WHERE business_id = :b RETURNING seq, last_us"
 )
 # SQLite serializes writers on the database file, and every process sharing the file
 # shares this machine's clock, so the application's clock is the database's clock.
-_ADVANCE_SQLITE = text(
+_ADVANCE_SQLITE = (
     "UPDATE change_clock SET seq = seq + :n, last_us = max(:now, last_us + 1) "
     "WHERE business_id = :b RETURNING seq, last_us"
 )
@@ -65,10 +65,12 @@ def create(conn: Connection, business_id: int) -> None:
 def advance(conn: Connection, business_id: int, n: int) -> Tick:
     """Reserve `n` seqs and this transaction's instant; locks the clock row until commit."""
     if is_sqlite(conn):
-        row = conn.execute(_ADVANCE_SQLITE, {"n": n, "b": business_id, "now": now_us()}).one()
+        ((seq, last_us),) = fetch_tuples(
+            conn, _ADVANCE_SQLITE, {"n": n, "b": business_id, "now": now_us()}
+        )
     else:
-        row = conn.execute(_ADVANCE_PG, {"n": n, "b": business_id}).one()
-    return Tick(first=row.seq - n + 1, us=row.last_us)
+        ((seq, last_us),) = fetch_tuples(conn, _ADVANCE_PG, {"n": n, "b": business_id})
+    return Tick(first=seq - n + 1, us=last_us)
 
 
 def lock(conn: Connection, business_id: int) -> None:

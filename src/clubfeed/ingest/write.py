@@ -67,7 +67,10 @@ def _existing(
 ) -> dict[str, _Existing]:
     columns = f"id, created_at, deleted_at, body{_timezone_column(resource)}"
     rows = rows_by_id(conn, resource.table, columns, business_id, ids)
-    return {r.id: _Existing(r.created_at, r.deleted_at, r.body, r.timezone) for r in rows}
+    return {
+        record_id: _Existing(created_at, deleted_at, body, timezone)
+        for record_id, created_at, deleted_at, body, timezone in rows
+    }
 
 
 def _live_targets(
@@ -76,7 +79,7 @@ def _live_targets(
     """Live records of `target` among `ids`, with their time zone when `target` has one."""
     columns = f"id{_timezone_column(target)}"
     rows = rows_by_id(conn, target.table, columns, business_id, sorted(ids), "deleted_at IS NULL")
-    return {r.id: r.timezone for r in rows}
+    return {record_id: timezone for record_id, timezone in rows}
 
 
 def _check_references(

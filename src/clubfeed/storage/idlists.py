@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, TextClause, text
 
+from clubfeed.storage.fast import fetch_tuples
+
 
 def rows_by_id(
     conn: Connection,
@@ -23,13 +25,14 @@ def rows_by_id(
     business_id: int,
     ids: list[str],
     where: str = "",
-) -> list[Any]:
-    """`SELECT columns FROM table` for this business's rows among `ids` (and `where`, if given)."""
+) -> list[tuple[Any, ...]]:
+    """`SELECT columns FROM table` for this business's rows among `ids` (and `where`, if given),
+    as plain tuples in the order of `columns`."""
     if not ids:
         return []
     value: object = json.dumps(ids) if conn.dialect.name == "sqlite" else ids
     statement = _statement(conn.dialect.name, table, columns, where)
-    return list(conn.execute(statement, {"b": business_id, "ids": value}))
+    return fetch_tuples(conn, statement, {"b": business_id, "ids": value})
 
 
 @cache
