@@ -19,8 +19,10 @@ from typing import Any
 import httpx
 import msgspec
 from sqlalchemy import Connection, Engine, text
+from starlette.datastructures import QueryParams
 
 from clubfeed import catalogue
+from clubfeed.api import params as list_params
 from clubfeed.catalogue import Resource
 from clubfeed.feed import clock, queries
 from clubfeed.feed.cursor import CursorSigner
@@ -200,19 +202,16 @@ def direct_fetch(
     """
 
     def page_on(connection: Connection, params: dict[str, str]) -> queries.Page:
-        since, before = params.get("modified_since"), params.get("modified_before")
-        query = queries.ListQuery(
-            since_us=None if since is None else us(since),
-            before_us=None if before is None else us(before),
-        )
+        # The API's own parsing, so that modified_after means here what it means there.
+        parsed = list_params.parse(resource, QueryParams(params))
         return queries.list_page(
             connection,
             SIGNER,
             business_id=business_id,
             resource=resource,
-            query=query,
-            limit=int(params.get("limit", "1000")),
-            cursor=params.get("cursor"),
+            query=parsed.query,
+            limit=parsed.limit,
+            cursor=parsed.cursor,
         )
 
     def fetch(params: dict[str, str]) -> Page:
@@ -275,19 +274,29 @@ def read_pages(
         page = fetch({**params, "limit": str(limit), "cursor": page.next_cursor})
 
 
+PER_PAGE = "per page"
+PER_RECORD = "per record"
+STYLES = (PER_PAGE, PER_RECORD)
+"""How a poller keeps its place: `consistent_until` as the next `modified_since`, or, as
+sync frameworks do, the greatest `modified_at` it has seen as the next `modified_after`."""
+
+
 class Poller:
     """An integrator's copy of one resource, checking every response against the guarantee.
 
     Checked on every response: records come in modified_at order, each id at most
-    once; every record lies in the window asked, [since, min(before, consistent_until));
-    no version (id, modified_at) ever arrives twice; a complete transfer holds no
-    tombstones. `copy` is the integrator's view (live records by id); `windows`
-    records every query for checks against a log of the writes.
+    once; every record lies in the window asked, [since, min(before, consistent_until)),
+    or after the bookmark; no version (id, modified_at) ever arrives twice; a complete
+    transfer holds no tombstones. `copy` is the integrator's view (live records by id);
+    `windows` records every query for checks against a log of the writes.
     """
 
-    def __init__(self, fetch: Fetch, since: str = EPOCH) -> None:
+    def __init__(self, fetch: Fetch, since: str = EPOCH, style: str = PER_PAGE) -> None:
         self.fetch = fetch
         self.since = since
+        self.style = style
+        # PER_RECORD: the greatest modified_at seen, once there is one.
+        self.bookmark: str | None = None
         self.copy: dict[str, Record] = {}
         self.versions: set[tuple[str, str]] = set()
         self.windows: list[Window] = []
@@ -311,14 +320,18 @@ class Poller:
     ) -> list[Record]:
         """One window from `since` (to `before`, if given), all of its pages applied to the copy."""
         params = {"modified_since": self.since}
+        low = self.since
+        if self.bookmark is not None:
+            params = {"modified_after": self.bookmark}
+            low = format_us(us(self.bookmark) + 1)
         if before is not None:
             params["modified_before"] = before
         started = time.monotonic()
         records, until, first_page_done = read_pages(self.fetch, params, limit, between_pages)
         if before is not None:
             assert us(until) <= us(before), "consistent_until went past modified_before"
-        assert us(until) >= us(self.since), "consistent_until went backwards"
-        self._take(records, self.since, until, started, first_page_done)
+        assert us(until) >= us(low), "consistent_until went backwards"
+        self._take(records, low, until, started, first_page_done)
         return records
 
     def _take(
@@ -356,6 +369,9 @@ class Poller:
             )
         )
         self.since = until
+        if self.style == PER_RECORD and records:
+            # As a framework keeps it: the newest record's own modified_at text.
+            self.bookmark = records[-1]["modified_at"]
 
 
 def ids(records: Iterable[Record]) -> list[str]:

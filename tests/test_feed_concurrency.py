@@ -19,6 +19,7 @@ from clubfeed.ingest.write import apply_changes
 from clubfeed.storage.engine import is_sqlite, write_transaction
 from tests.factories import new_business, record
 from tests.feedkit import (
+    STYLES,
     USERS,
     HeldWrite,
     Poller,
@@ -37,7 +38,16 @@ BLOCKED_FOR = 0.5
 """How long a writer must stay blocked to count as blocked."""
 
 
-def test_a_poll_between_two_writers_commits_sees_each_row_exactly_once(db: Engine) -> None:
+@pytest.fixture(params=STYLES)
+def style(request: pytest.FixtureRequest) -> str:
+    """Every proof holds for either way of keeping one's place (feedkit.STYLES)."""
+    value: str = request.param
+    return value
+
+
+def test_a_poll_between_two_writers_commits_sees_each_row_exactly_once(
+    db: Engine, style: str
+) -> None:
     """A stamps first; B waits on A's clock row, then stamps later and commits last.
 
     Polls while A is open, between the commits and after them see every row once:
@@ -45,7 +55,7 @@ def test_a_poll_between_two_writers_commits_sees_each_row_exactly_once(db: Engin
     """
     business = new_business(db).id
     write(db, business, users(["before"]))
-    poller = Poller(direct_fetch(db, business))
+    poller = Poller(direct_fetch(db, business), style=style)
     assert ids(poller.poll()) == ["before"]
 
     with HeldWrite(db, business, users(["a1", "a2"]), deletes=["before"]) as a:
@@ -74,7 +84,7 @@ def test_a_poll_between_two_writers_commits_sees_each_row_exactly_once(db: Engin
 
 
 def test_a_writer_started_while_another_is_open_can_never_slip_below_a_poll(
-    db: Engine,
+    db: Engine, style: str
 ) -> None:
     """B starts while A is open and is free to commit at once; a poll follows; then A commits.
 
@@ -82,7 +92,7 @@ def test_a_writer_started_while_another_is_open_can_never_slip_below_a_poll(
     past A's stamp and A's row would be lost; the clock lock queues B behind A.
     """
     business = new_business(db).id
-    poller = Poller(direct_fetch(db, business))
+    poller = Poller(direct_fetch(db, business), style=style)
     with HeldWrite(db, business, users(["a"])) as a:
         assert a.stamped.wait(10)
         with HeldWrite(db, business, users(["b"]), held=False) as b:
@@ -96,10 +106,10 @@ def test_a_writer_started_while_another_is_open_can_never_slip_below_a_poll(
     assert ids(first) == [], "B committed while A held the clock"
 
 
-def test_writers_of_different_businesses_do_not_wait_for_each_other(db: Engine) -> None:
+def test_writers_of_different_businesses_do_not_wait_for_each_other(db: Engine, style: str) -> None:
     """On PostgreSQL the clock lock is per business; SQLite has one writer per file, but reads flow."""
     x, y = new_business(db).id, new_business(db).id
-    poller_y = Poller(direct_fetch(db, y))
+    poller_y = Poller(direct_fetch(db, y), style=style)
     with HeldWrite(db, x, users(["x"])) as held_x:
         assert held_x.stamped.wait(10)
         with HeldWrite(db, y, users(["y"]), held=False) as free_y:
@@ -116,7 +126,7 @@ def test_writers_of_different_businesses_do_not_wait_for_each_other(db: Engine) 
         assert y_committed_while_x_open and ids(during) == ["y"]
 
 
-def test_a_long_transaction_spanning_many_polls_loses_nothing(db: Engine) -> None:
+def test_a_long_transaction_spanning_many_polls_loses_nothing(db: Engine, style: str) -> None:
     """Polls during a long write answer at once, never pass its stamp, and get all of it after.
 
     Meanwhile another business keeps writing and being polled (PostgreSQL); on
@@ -124,7 +134,10 @@ def test_a_long_transaction_spanning_many_polls_loses_nothing(db: Engine) -> Non
     """
     x, y = new_business(db).id, new_business(db).id
     write(db, x, users(["x0", "x1"]))
-    poller_x, poller_y = Poller(direct_fetch(db, x)), Poller(direct_fetch(db, y))
+    poller_x, poller_y = (
+        Poller(direct_fetch(db, x), style=style),
+        Poller(direct_fetch(db, y), style=style),
+    )
     assert ids(poller_x.poll()) == ["x0", "x1"]
     long_ids = [f"long-{i:03d}" for i in range(120)]
     y_writer = threading.Thread(
@@ -164,11 +177,11 @@ def test_a_long_transaction_spanning_many_polls_loses_nothing(db: Engine) -> Non
     assert len(poller_y.copy) == (3 if is_sqlite(db) else 12)
 
 
-def test_a_rollback_leaves_no_gap_and_no_stall(db: Engine) -> None:
+def test_a_rollback_leaves_no_gap_and_no_stall(db: Engine, style: str) -> None:
     """A rolled-back write returns its seqs and instant; the next write takes them and arrives at once."""
     business = new_business(db).id
     write(db, business, users(["kept-0"]))
-    poller = Poller(direct_fetch(db, business))
+    poller = Poller(direct_fetch(db, business), style=style)
     assert ids(poller.poll()) == ["kept-0"]
     clock_before = clock_reading(db, business)
 

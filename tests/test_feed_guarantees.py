@@ -14,7 +14,8 @@ from sqlalchemy import Engine
 
 from clubfeed.timefmt import format_us
 from tests.factories import Api, record
-from tests.feedkit import Poller, change_seqs, http_fetch, ids, live_records, us
+from tests.feedkit import PER_RECORD, Poller, change_seqs, http_fetch, ids, live_records, us
+from tests.problemkit import assert_problem
 
 
 def _poller(api: Api) -> Poller:
@@ -137,3 +138,60 @@ def test_resending_an_identical_record_does_not_create_a_change(db: Engine, api:
 
     assert poller.poll() == []
     assert change_seqs(db, api.tenant.business.id) == seqs
+
+
+def test_modified_after_is_exclusive_and_a_per_record_bookmark_misses_and_repeats_nothing(
+    db: Engine, api: Api
+) -> None:
+    """modified_after T holds what changed after T: a batch's records share one instant, so
+    a bookmark of the greatest modified_at seen neither repeats that batch nor skips the next.
+    """
+    first = _ok(api.batch("users", upsert=[record("users", i) for i in ("a1", "a2", "a3")]))
+    batch_at = first.json()["modified_at"]
+    b1 = _ok(api.put("users", "b1", record("users", "b1"))).json()
+
+    def after(bookmark: str, **params: str) -> list[str]:
+        return ids(api.read_all("/v1/users", modified_after=bookmark, limit="2", **params))
+
+    assert after(format_us(us(batch_at) - 1)) == ["a1", "a2", "a3", "b1"]
+    assert after(batch_at) == ["b1"]
+    assert after(b1["modified_at"]) == []
+    assert after(batch_at, modified_before=b1["modified_at"]) == []
+    assert after(format_us(us(batch_at) - 1), modified_before=b1["modified_at"]) == [
+        "a1",
+        "a2",
+        "a3",
+    ]
+
+    poller = Poller(http_fetch(api.client, api.tenant.read_headers), style=PER_RECORD)
+    assert ids(poller.poll(limit=2)) == ["a1", "a2", "a3", "b1"]
+    assert poller.bookmark == b1["modified_at"]
+    _ok(api.delete("users", "a2"))
+    _ok(api.put("users", "a3", record("users", "a3", first_name="Renamed")))
+    caught = poller.poll(limit=1)
+    assert ids(caught) == ["a2", "a3"] and caught[0]["deleted"] is True
+    assert poller.poll() == []
+    assert poller.copy == live_records(db, api.tenant.business.id)
+
+
+def test_modified_after_is_refused_beside_modified_since_or_after_its_end(api: Api) -> None:
+    """One start per window; an end at or before it, or a start past the last change, is refused."""
+    at = _ok(api.put("users", "u1", record("users", "u1"))).json()["modified_at"]
+    both = api.get("/v1/users", params={"modified_after": at, "modified_since": at})
+    assert (
+        "not both" in assert_problem(both, 400, "bad-request", pointer="modified_after")["detail"]
+    )
+
+    backwards = api.get("/v1/users", params={"modified_after": at, "modified_before": at})
+    detail = assert_problem(backwards, 400, "bad-request", pointer="modified_before")["detail"]
+    assert detail == "modified_before must be later than modified_after."
+
+    last = api.get("/v1/users", params={"modified_after": "9999-12-31T23:59:59.999999Z"})
+    assert_problem(last, 400, "bad-request", pointer="modified_after")
+
+    ahead = format_us(us(at) + 1)
+    rewound = api.get("/v1/users", params={"modified_after": ahead})
+    detail = assert_problem(rewound, 410, "history-rewound")["detail"]
+    assert detail.startswith(f"modified_after {ahead} is later than this business's last change")
+    # The bookmark itself is where a poller with nothing new stands: an empty page, not a 410.
+    assert _ok(api.get("/v1/users", params={"modified_after": at})).json()["data"] == []

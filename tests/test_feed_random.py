@@ -27,6 +27,7 @@ from clubfeed.storage.engine import write_transaction
 from clubfeed.timefmt import format_us
 from tests.factories import new_business
 from tests.feedkit import (
+    STYLES,
     USERS,
     Poller,
     Window,
@@ -144,10 +145,11 @@ def _check_windows(windows: list[Window], log: list[Change]) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [7, 8])
 def test_random_writers_and_pollers_all_end_equal_to_the_database(db: Engine, seed: int) -> None:
-    """Three writers and four pollers for a second or two; every window and every copy is exact."""
+    """Three writers and four pollers (both styles) for a second or two; every window and copy is exact."""
     business = new_business(db).id
     stop, log = threading.Event(), ChangeLog()
-    pollers = [Poller(direct_fetch(db, business)) for _ in range(4)]
+    # Two keep their place by consistent_until, two by the greatest modified_at seen.
+    pollers = [Poller(direct_fetch(db, business), style=STYLES[i % 2]) for i in range(4)]
     errors: list[BaseException] = []
 
     def guarded(target: Callable[..., None], *args: object) -> threading.Thread:

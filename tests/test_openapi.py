@@ -23,7 +23,14 @@ from tests.problemkit import EPOCH, PROBLEM_JSON
 
 Document = dict[str, Any]
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
-COMMON_PARAMETERS = ["limit", "cursor", "modified_since", "modified_before", "ids"]
+COMMON_PARAMETERS = [
+    "limit",
+    "cursor",
+    "modified_since",
+    "modified_after",
+    "modified_before",
+    "ids",
+]
 # Every status each operation can answer, as the tests of this suite observe them.
 RESPONSES = {
     ("", "get"): {"200", "400", "401", "403", "410", "414", "429", "503"},

@@ -72,7 +72,7 @@ def parse_aware(text: str) -> datetime:
 # Every instant a UTC datetime can hold: what a query bound may be, since it is only
 # ever rendered back in UTC (as `consistent_until`, or inside a cursor).
 _FIRST_INSTANT_US = (datetime.min.replace(tzinfo=UTC) - EPOCH) // _ONE_US
-_LAST_INSTANT_US = (datetime.max.replace(tzinfo=UTC) - EPOCH) // _ONE_US
+LAST_INSTANT_US = (datetime.max.replace(tzinfo=UTC) - EPOCH) // _ONE_US
 
 
 def parse_instant(text: str) -> int:
@@ -81,7 +81,7 @@ def parse_instant(text: str) -> int:
     `0001-01-01T00:00:00+23:59` parses, but its instant lies in the year 0: refused.
     """
     us = to_us(parse_aware(text))
-    if not _FIRST_INSTANT_US <= us <= _LAST_INSTANT_US:
+    if not _FIRST_INSTANT_US <= us <= LAST_INSTANT_US:
         raise ValueError(
             f"{text!r} lies outside the instants supported, "
             "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"

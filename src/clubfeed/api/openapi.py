@@ -134,6 +134,12 @@ class ReadDocs:
                 {"type": "string", "format": "date-time"},
             ),
             _query(
+                "modified_after",
+                "Range query: changes after this instant, as the greatest modified_at you have "
+                "seen (offset required; not with modified_since)",
+                {"type": "string", "format": "date-time"},
+            ),
+            _query(
                 "modified_before",
                 "Range query: changes before this instant (offset required; 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z)",
                 {"type": "string", "format": "date-time"},
@@ -159,10 +165,13 @@ class ReadDocs:
         ]
         return {
             "description": (
-                "Without modified_since/modified_before: a complete transfer of live records. With either: "
-                "every record created, modified or deleted in [modified_since, modified_before), deletes as "
-                "tombstones. Pages follow next_cursor until it is null; consistent_until is where the next "
-                "window starts. With ids: a lookup (see POST lookup)."
+                "Without modified_since/modified_after/modified_before: a complete transfer of live "
+                "records. With any: every record created, modified or deleted in [modified_since, "
+                "modified_before), or after modified_after, deletes as tombstones. Pages follow "
+                "next_cursor until it is null. Poll per page (start the next window at this one's "
+                "consistent_until, as modified_since) or per record (ask modified_after the greatest "
+                "modified_at you have): either misses and repeats nothing. With ids: a lookup (see "
+                "POST lookup)."
             ),
             "security": _read_security(r),
             "parameters": parameters,
@@ -185,7 +194,8 @@ class ReadDocs:
                     "403": _OUT_OF_SCOPE,
                     "410": _problem(
                         "history-purged: a range reaching back before the tombstones still kept. "
-                        "history-rewound: a modified_since or cursor past the business's current "
+                        "history-rewound: a modified_since, modified_after or cursor past the business's "
+                        "current "
                         "consistent_until, as after a restore from backup or a failover to a "
                         "lagging replica. Either way: do a complete transfer and poll on from its "
                         "consistent_until"

@@ -11,13 +11,13 @@ from clubfeed.catalogue import Resource
 from clubfeed.errors import BadRequest, ErrorItem
 from clubfeed.feed.queries import ListQuery
 from clubfeed.ingest.validate import check_id
-from clubfeed.timefmt import parse_instant
+from clubfeed.timefmt import LAST_INSTANT_US, parse_instant
 
 DEFAULT_LIMIT = 1_000
 MAX_LIMIT = 10_000
 MAX_GET_IDS = 1_000
 MAX_LOOKUP_IDS = 10_000
-COMMON = ("limit", "cursor", "ids", "modified_since", "modified_before")
+COMMON = ("limit", "cursor", "ids", "modified_since", "modified_after", "modified_before")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,30 @@ def _datetime(raw: str | None, name: str) -> int | None:
         raise _bad(f"{name}: {exc}{hint}", name) from exc
 
 
+def _since(params: QueryParams) -> tuple[int | None, str]:
+    """The range's inclusive start in µs, and the parameter that gave it.
+
+    `modified_after=T` asks for changes after T: since every stamp is a whole µs,
+    that is `modified_since` one µs later.
+    """
+    if "modified_after" not in params:
+        return _datetime(params.get("modified_since"), "modified_since"), "modified_since"
+    if "modified_since" in params:
+        raise _bad(
+            "Send modified_since (changes at or after an instant, as a page's consistent_until) "
+            "or modified_after (changes after an instant, as the greatest modified_at you have), "
+            "not both.",
+            "modified_after",
+        )
+    after = _datetime(params["modified_after"], "modified_after")
+    assert after is not None
+    if after >= LAST_INSTANT_US:
+        raise _bad(
+            "modified_after: nothing can change after the last supported instant.", "modified_after"
+        )
+    return after + 1, "modified_after"
+
+
 def _ids(raw: str, resource_name: str) -> list[str]:
     ids = raw.split(",")
     if len(ids) > MAX_GET_IDS:
@@ -76,10 +100,10 @@ def parse(resource: Resource, params: QueryParams) -> ListParams:
             )
         if len(params.getlist(name)) > 1:
             raise _bad(f"Parameter {name!r} is given more than once.", name)
-    since = _datetime(params.get("modified_since"), "modified_since")
+    since, since_name = _since(params)
     before = _datetime(params.get("modified_before"), "modified_before")
     if since is not None and before is not None and before <= since:
-        raise _bad("modified_before must be later than modified_since.", "modified_before")
+        raise _bad(f"modified_before must be later than {since_name}.", "modified_before")
     filters = []
     for name in resource.filters:
         value = params.get(name)
@@ -96,7 +120,7 @@ def parse(resource: Resource, params: QueryParams) -> ListParams:
                 "ids",
             )
         ids = _ids(params["ids"], resource.name)
-    query = ListQuery(tuple(filters), since, before)
+    query = ListQuery(tuple(filters), since, before, since_name)
     # A cursor alone continues the query it came from; parameters sent with it must match it.
     only_cursor = "cursor" in params and query == ListQuery()
     return ListParams(

@@ -9,7 +9,7 @@ Pages are the stored bodies joined; no record is parsed on the way out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, text
 
@@ -32,12 +32,14 @@ class ListQuery:
     """What a list asks: field filters and datetime bounds (µs, half-open).
 
     With either bound it is a range query (tombstones included); without, a
-    complete transfer of live records.
+    complete transfer of live records. `since_parameter` names the parameter the
+    client sent (`modified_after=T` is `since_us` T + 1), for its error messages.
     """
 
     filters: tuple[tuple[str, str], ...] = ()
     since_us: int | None = None
     before_us: int | None = None
+    since_parameter: str = field(default="modified_since", compare=False)
 
     @property
     def kind(self) -> str:
@@ -87,7 +89,7 @@ def _first_position(
 ) -> tuple[int, int, int]:
     """(after, hi, until_us) for a new query: what it may return, and what it promises."""
     now = clock.read(conn, business_id)
-    rewind.check_since(now, query.since_us)
+    rewind.check_since(now, query.since_us, query.since_parameter)
     after, hi, until_us = 0, now.seq, now.consistent_until_us
     if query.since_us is not None:
         first = _seq_at(conn, resource, business_id, ">=", query.since_us)

@@ -57,6 +57,6 @@ def check_window(after_scan: clock.Reading, since_us: int | None) -> None:
     if purged_until and (since_us is None or since_us < purged_until):
         raise HistoryPurged(
             f"Deletes before {format_us(purged_until)} are no longer kept, so this range "
-            "could miss some. Do a complete transfer (no modified_since) and poll on from "
-            "its consistent_until."
+            "could miss some. Do a complete transfer (no modified_since or modified_after) and "
+            "poll on from its consistent_until."
         )

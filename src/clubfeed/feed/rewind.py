@@ -28,19 +28,32 @@ from clubfeed.feed.cursor import CursorState
 from clubfeed.timefmt import format_us
 
 _DO = (
-    "Do a complete transfer (no modified_since) and poll on from its consistent_until; "
-    "start every later window at the consistent_until of the previous response."
+    "Do a complete transfer (no modified_since or modified_after) and poll on from its "
+    "consistent_until, or from the greatest modified_at it returned with modified_after."
 )
 
 
-def check_since(now: clock.Reading, since_us: int | None) -> None:
-    """Refuse a window starting after everything this business's history holds."""
+def check_since(
+    now: clock.Reading, since_us: int | None, parameter: str = "modified_since"
+) -> None:
+    """Refuse a window starting after everything this business's history holds.
+
+    `parameter` is what the client sent: `modified_after` T asks from T + 1 µs on.
+    """
     if since_us is not None and since_us > now.consistent_until_us:
+        if parameter == "modified_after":
+            position = (
+                f"modified_after {format_us(since_us - 1)} is later than this business's last "
+                f"change ({format_us(now.last_us)}), the end of the changes"
+            )
+        else:
+            position = (
+                f"modified_since {format_us(since_us)} is later than this business's "
+                f"consistent_until {format_us(now.consistent_until_us)}, the end of the changes"
+            )
         raise HistoryRewound(
-            f"modified_since {format_us(since_us)} is later than this business's "
-            f"consistent_until {format_us(now.consistent_until_us)}, the end of the changes "
-            "this server holds. Either the server went back in time (its database was "
-            "restored or failed over), so changes you already have are gone from it, or "
+            f"{position} this server holds. Either the server went back in time (its database "
+            "was restored or failed over), so changes you already have are gone from it, or "
             f"the time did not come from this API. {_DO}"
         )
 
