@@ -261,7 +261,12 @@ def test_unknown_and_repeated_parameters_are_400(api: Api) -> None:
 
 @pytest.mark.parametrize(
     "other",
-    ["modified_since=2026-01-01T00:00:00Z", "modified_before=2026-01-01T00:00:00Z", "limit=5"],
+    [
+        "modified_since=2026-01-01T00:00:00Z",
+        "modified_after=2026-01-01T00:00:00Z",
+        "modified_before=2026-01-01T00:00:00Z",
+        "cursor=abc",
+    ],
 )
 def test_ids_combined_with_another_parameter_is_400(api: Api, other: str) -> None:
     body = assert_problem(api.get(f"/v1/users?ids=a&{other}"), 400, "bad-request", pointer="ids")

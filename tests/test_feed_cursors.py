@@ -8,11 +8,16 @@ each is refused with a 400 problem+json naming the cursor, on both databases.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from typing import Any
 
 import msgspec
 import pytest
+from sqlalchemy import Engine
 
+from clubfeed.feed.cursor import load_key
+from clubfeed.storage.engine import write_transaction
 from tests.factories import Api, record
 
 SINCE = "2000-01-01T00:00:00+00:00"
@@ -120,3 +125,39 @@ def test_a_cursor_alone_continues_the_query_it_came_from(seeded: Api) -> None:
     assert alone.json()["data"] and not {r["id"] for r in alone.json()["data"]} & {
         r["id"] for r in first["data"]
     }
+
+
+def test_a_cursor_alone_keeps_the_limit_its_query_was_paged_with(seeded: Api) -> None:
+    """A cursor sent alone pages at its query's limit, not the default; a limit sent wins."""
+    first = seeded.get("/v1/users", params={"limit": "2"}).json()
+    assert [r["id"] for r in first["data"]] == ["u0", "u1"]
+    second = seeded.get("/v1/users", params={"cursor": first["next_cursor"]}).json()
+    assert [r["id"] for r in second["data"]] == ["u2", "u3"]
+    third = seeded.get("/v1/users", params={"cursor": second["next_cursor"]}).json()
+    assert [r["id"] for r in third["data"]] == ["u4"] and third["next_cursor"] is None
+
+    resized = seeded.get("/v1/users", params={"cursor": first["next_cursor"], "limit": "3"})
+    assert [r["id"] for r in resized.json()["data"]] == ["u2", "u3", "u4"]
+    # The Link carries only the cursor, so following it keeps the page size too.
+    link = seeded.get("/v1/users", params={"limit": "1"}).headers["link"]
+    target = link[1 : link.index(">")]
+    followed = seeded.client.get(target, headers=seeded.tenant.read_headers).json()
+    assert [r["id"] for r in followed["data"]] == ["u1"]
+
+
+def test_an_old_cursor_without_a_limit_pages_at_the_default(db: Engine, seeded: Api) -> None:
+    """A cursor issued before cursors carried a limit (one field fewer) still continues its query."""
+    for i in range(5, 1_005):
+        assert seeded.put("users", f"v{i}", record("users", f"v{i}")).status_code == 201
+    cursor = _cursor(seeded)
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    state = msgspec.msgpack.decode(raw[:-16])
+    assert state[-1] == 2, "the limit is the state's last field"
+    with write_transaction(db) as conn:
+        key = load_key(conn, None)
+    payload = msgspec.msgpack.encode(state[:-1])
+    tag = hmac.new(key, payload, hashlib.sha256).digest()[:16]
+    older = base64.urlsafe_b64encode(payload + tag).rstrip(b"=").decode()
+    page = seeded.get("/v1/users", params={"cursor": older})
+    assert page.status_code == 200, page.text
+    assert len(page.json()["data"]) == 1_000

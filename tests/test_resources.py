@@ -6,6 +6,7 @@ import pytest
 
 from clubfeed import catalogue
 from tests.factories import WRITE_ORDER, Api, record
+from tests.problemkit import assert_problem
 
 RESOURCE_NAMES = [r.name for r in catalogue.RESOURCES]
 
@@ -77,3 +78,16 @@ def test_event_times_carry_the_locations_offset(api: Api) -> None:
     stored = api.put("checkins", "c", checkin).json()
     # Adelaide is on daylight time (+10:30) in January.
     assert stored["checked_in_at"] == "2026-01-15T10:30:00.000001+10:30"
+
+
+def test_a_lookup_by_ids_takes_a_limit_that_bounds_how_many_may_be_asked(api: Api) -> None:
+    """Generated clients send limit with every list call: with ids it caps the ids, no more."""
+    for record_id in ("a", "b", "c"):
+        assert api.put("users", record_id, record("users", record_id)).status_code == 201
+    found = api.get("/v1/users", params={"ids": "c,a,zz", "limit": "3"})
+    assert found.status_code == 200, found.text
+    assert [r["id"] for r in found.json()["data"]] == ["c", "a"]
+    assert found.json()["missing"] == ["zz"]
+    over = api.get("/v1/users", params={"ids": "a,b,c", "limit": "2"})
+    detail = assert_problem(over, 400, "bad-request", pointer="ids")["detail"]
+    assert detail.startswith("ids lists 3 ids, more than limit (2)")

@@ -6,9 +6,10 @@ clear errors), so FastAPI cannot infer their shapes; these builders state them.
 
 from __future__ import annotations
 
-from clubfeed.api.params import DEFAULT_LIMIT, MAX_GET_IDS, MAX_LIMIT, MAX_LOOKUP_IDS
+from clubfeed.api.params import MAX_GET_IDS, MAX_LIMIT, MAX_LOOKUP_IDS
 from clubfeed.api.schemas import ID_SCHEMA, LISTED_ID_SCHEMA, Schema, ref, schema_name
 from clubfeed.catalogue import Resource
+from clubfeed.feed.queries import DEFAULT_LIMIT
 from clubfeed.ingest.idempotency import KEY_PATTERN, MAX_KEY_LENGTH
 from clubfeed.ingest.validate import MAX_BATCH
 
@@ -120,8 +121,9 @@ class ReadDocs:
         parameters = [
             _query(
                 "limit",
-                f"Records per page, 1 to {MAX_LIMIT:,}",
-                {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+                f"Records per page, 1 to {MAX_LIMIT:,}: by default the cursor's (the limit its "
+                f"query was paged with), else {DEFAULT_LIMIT:,}. With ids, how many ids may be asked",
+                {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
             ),
             _query(
                 "cursor",
@@ -147,8 +149,8 @@ class ReadDocs:
             {
                 **_query(
                     "ids",
-                    f"Lookup: up to {MAX_GET_IDS:,} comma-separated ids (alone; answers data and "
-                    "missing). An id holding a comma is looked up by POST.",
+                    f"Lookup: up to {MAX_GET_IDS:,} comma-separated ids (with limit at most; answers "
+                    "data and missing). An id holding a comma is looked up by POST.",
                     {
                         "type": "array",
                         "items": LISTED_ID_SCHEMA,

@@ -13,7 +13,6 @@ from clubfeed.feed.queries import ListQuery
 from clubfeed.ingest.validate import check_id
 from clubfeed.timefmt import LAST_INSTANT_US, parse_instant
 
-DEFAULT_LIMIT = 1_000
 MAX_LIMIT = 10_000
 MAX_GET_IDS = 1_000
 MAX_LOOKUP_IDS = 10_000
@@ -22,10 +21,11 @@ COMMON = ("limit", "cursor", "ids", "modified_since", "modified_after", "modifie
 
 @dataclass(frozen=True)
 class ListParams:
-    """A parsed list request; `query` is None when only a cursor says what is asked."""
+    """A parsed list request; `query` is None when only a cursor says what is asked, and
+    `limit` None when the request did not say (a cursor's own, else DEFAULT_LIMIT)."""
 
     query: ListQuery | None
-    limit: int
+    limit: int | None
     cursor: str | None
     ids: list[str] | None
 
@@ -34,9 +34,9 @@ def _bad(detail: str, parameter: str) -> BadRequest:
     return BadRequest(detail, [ErrorItem(detail, parameter)])
 
 
-def _limit(raw: str | None) -> int:
+def _limit(raw: str | None) -> int | None:
     if raw is None:
-        return DEFAULT_LIMIT
+        return None
     # ASCII digits only, and few of them: int() refuses "²" and very long numbers.
     if not re.fullmatch(r"[0-9]{1,6}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise _bad(f"limit must be a whole number from 1 to {MAX_LIMIT:,}; got {raw!r}.", "limit")
@@ -111,21 +111,28 @@ def parse(resource: Resource, params: QueryParams) -> ListParams:
             if (problem := check_id(value, name)) is not None:
                 raise _bad(f"{name}: {problem.detail}", name)
             filters.append((name, value))
+    limit = _limit(params.get("limit"))
     ids = None
     if "ids" in params:
-        others = [n for n in params if n not in ("ids",)]
+        others = [n for n in params if n not in ("ids", "limit")]
         if others:
             raise _bad(
                 f"ids cannot be combined with {', '.join(others)}: a lookup returns exactly the ids asked.",
                 "ids",
             )
         ids = _ids(params["ids"], resource.name)
+        if limit is not None and len(ids) > limit:
+            raise _bad(
+                f"ids lists {len(ids):,} ids, more than limit ({limit:,}); with ids, limit "
+                "bounds how many may be asked.",
+                "ids",
+            )
     query = ListQuery(tuple(filters), since, before, since_name)
     # A cursor alone continues the query it came from; parameters sent with it must match it.
     only_cursor = "cursor" in params and query == ListQuery()
     return ListParams(
         query=None if only_cursor else query,
-        limit=_limit(params.get("limit")),
+        limit=limit,
         cursor=params.get("cursor"),
         ids=ids,
     )

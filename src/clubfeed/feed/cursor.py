@@ -30,7 +30,9 @@ class CursorState(msgspec.Struct, array_like=True, frozen=True):
 
     `after`: last seq served; `hi`: the highest seq this query may return;
     `until_us`: its consistent_until; `filters`: sorted (name, value) pairs,
-    including modified_since / modified_before as they were asked.
+    including modified_since / modified_before as they were asked; `limit`: the
+    page size the cursor's page was asked with, which a cursor sent alone keeps
+    (0 in cursors issued before it was carried).
     """
 
     version: int
@@ -40,6 +42,7 @@ class CursorState(msgspec.Struct, array_like=True, frozen=True):
     hi: int
     until_us: int
     filters: tuple[tuple[str, str], ...]
+    limit: int = 0
 
 
 _encoder = msgspec.msgpack.Encoder()

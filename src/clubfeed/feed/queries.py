@@ -22,6 +22,8 @@ from clubfeed.storage.idlists import rows_by_id
 
 COMPLETE = "complete"
 RANGE = "range"
+DEFAULT_LIMIT = 1_000
+"""Records per page when neither the request nor its cursor says."""
 
 
 _BOUNDS = ("modified_since", "modified_before")
@@ -128,20 +130,22 @@ def list_page(
     business_id: int,
     resource: Resource,
     query: ListQuery | None,
-    limit: int,
+    limit: int | None,
     cursor: str | None = None,
 ) -> Page:
     """One page of a complete transfer or a range query, and the cursor of the next.
 
     `query` None means "whatever the cursor was issued for"; a query given with a
-    cursor must be the cursor's own.
+    cursor must be the cursor's own. `limit` None is the cursor's, else DEFAULT_LIMIT.
     """
     state = None
     if cursor is None:
         query = query or ListQuery()
         after, hi, until_us = _first_position(conn, resource, business_id, query)
+        limit = limit or DEFAULT_LIMIT
     else:
         state = signer.decode(cursor)
+        limit = limit or state.limit or DEFAULT_LIMIT
         _check_cursor(state, business_id, resource)
         cursor_query = ListQuery.from_fingerprint(state.filters)
         if query is not None and query.fingerprint() != cursor_query.fingerprint():
@@ -172,7 +176,7 @@ def list_page(
         rows = rows[:limit]
         last = rows[-1][0]
         next_cursor = signer.encode(
-            CursorState(VERSION, business_id, resource.name, last, hi, until_us, fingerprint)
+            CursorState(VERSION, business_id, resource.name, last, hi, until_us, fingerprint, limit)
         )
     return Page(",".join(row[1] for row in rows), len(rows), next_cursor, until_us)
 
