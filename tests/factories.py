@@ -124,8 +124,9 @@ class Api:
             f"/v1/{resource}/batch", json=payload, headers=self.tenant.write_headers, **kw
         )
 
-    def get(self, path: str, **kw: Any) -> httpx.Response:
-        return self.client.get(path, headers=self.tenant.read_headers, **kw)
+    def get(self, path: str, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+        """GET with the read credentials, and any other `headers` given."""
+        return self.client.get(path, headers={**self.tenant.read_headers, **(headers or {})}, **kw)
 
     def post(self, path: str, **kw: Any) -> httpx.Response:
         return self.client.post(path, headers=self.tenant.read_headers, **kw)

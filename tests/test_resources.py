@@ -91,3 +91,26 @@ def test_a_lookup_by_ids_takes_a_limit_that_bounds_how_many_may_be_asked(api: Ap
     over = api.get("/v1/users", params={"ids": "a,b,c", "limit": "2"})
     detail = assert_problem(over, 400, "bad-request", pointer="ids")["detail"]
     assert detail.startswith("ids lists 3 ids, more than limit (2)")
+
+
+def test_one_record_carries_a_strong_etag_and_answers_304_while_unchanged(api: Api) -> None:
+    """If-None-Match with the ETag served answers 304 and no body until the record changes."""
+    assert api.put("users", "u1", record("users", "u1")).status_code == 201
+    first = api.get("/v1/users/u1")
+    tag = first.headers["etag"]
+    assert first.status_code == 200 and tag.startswith('"') and not tag.startswith("W/")
+
+    for sent in (tag, f"W/{tag}", f'"other", {tag}', "*"):
+        unchanged = api.get("/v1/users/u1", headers={"If-None-Match": sent})
+        assert unchanged.status_code == 304, sent
+        assert unchanged.content == b"" and unchanged.headers["etag"] == tag
+        assert unchanged.headers["cache-control"] == "no-store"
+
+    assert api.put("users", "u1", record("users", "u1")).status_code == 200
+    assert api.get("/v1/users/u1", headers={"If-None-Match": tag}).status_code == 304
+
+    assert api.put("users", "u1", record("users", "u1", first_name="New")).status_code == 200
+    changed = api.get("/v1/users/u1", headers={"If-None-Match": tag})
+    assert changed.status_code == 200 and changed.json()["first_name"] == "New"
+    assert changed.headers["etag"] != tag
+    assert api.get("/v1/users/u1", headers={"If-None-Match": '"stale"'}).status_code == 200

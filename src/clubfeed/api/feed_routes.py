@@ -6,6 +6,8 @@ rows' text with no per-record objects.
 
 from __future__ import annotations
 
+import hashlib
+
 import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -63,6 +65,19 @@ def _page_response(request: Request, page: queries.Page) -> Response:
     if page.next_cursor is not None:
         headers["Link"] = next_page_link(request, page.next_cursor)
     return Response(body, headers=headers, media_type=JSON)
+
+
+def entity_tag(body: str) -> str:
+    """A strong ETag for a record's stored JSON: it changes exactly when the body does."""
+    return '"' + hashlib.blake2b(body.encode(), digest_size=16).hexdigest() + '"'
+
+
+def _none_match(header: str | None, tag: str) -> bool:
+    """Whether If-None-Match names `tag` (by weak comparison, as RFC 9110 §13.1.2 asks) or is *."""
+    if header is None:
+        return False
+    listed = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return "*" in listed or tag in listed
 
 
 def router(resource: Resource) -> APIRouter:
@@ -141,8 +156,11 @@ def router(resource: Resource) -> APIRouter:
                     f"{resource.name} record {record_id!r} was deleted; "
                     "range queries return its tombstone."
                 )
+            tag = entity_tag(body)
+            if _none_match(request.headers.get("if-none-match"), tag):
+                return Response(status_code=304, headers={"ETag": tag})
             state(request).meter.served(resource.name, 1)
-            return Response(body.encode(), media_type=JSON)
+            return Response(body.encode(), headers={"ETag": tag}, media_type=JSON)
 
         return await as_reader(request, resource.name, work)
 

@@ -241,10 +241,31 @@ class ReadDocs:
         r = self.resource
         return {
             "security": _read_security(r),
-            "parameters": [_id_parameter(r)],
+            "parameters": [
+                _id_parameter(r),
+                {
+                    "name": "If-None-Match",
+                    "in": "header",
+                    "required": False,
+                    "description": "An ETag this record was served with: 304 while it is unchanged",
+                    "schema": {"type": "string"},
+                },
+            ],
             "responses": _limited(
                 {
-                    "200": _json(ref(schema_name(r)), "The record"),
+                    "200": {
+                        **_json(ref(schema_name(r)), "The record"),
+                        "headers": {
+                            "ETag": {
+                                "description": "Strong; changes exactly when the record does",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                    },
+                    "304": {
+                        "description": "Unchanged since the ETag in If-None-Match",
+                        "headers": {"ETag": {"schema": {"type": "string"}}},
+                    },
                     "400": _problem("The id is not 1 to 64 printable characters"),
                     "401": _UNAUTHENTICATED,
                     "403": _OUT_OF_SCOPE,
