@@ -103,6 +103,8 @@ def test_the_public_url_makes_every_absolute_url(api: Api, public: httpx.Client)
     assert metadata["token_endpoint"] == f"{PUBLIC}/oauth/token"
     refused = public.get("/v1/locations", headers={**api.tenant.read_headers, "Host": EVIL})
     assert_problem(refused, 400, "bad-request")
+    described = public.get("/openapi.json", headers={"Host": "api.vendor.example"}).json()
+    assert described["servers"] == [{"url": PUBLIC}]
 
 
 def test_allowed_hosts_may_name_a_domain_and_replace_loopback(db: Engine, db_url: str) -> None:

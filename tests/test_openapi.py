@@ -29,18 +29,41 @@ COMMON_PARAMETERS = [
     "modified_since",
     "modified_after",
     "modified_before",
-    "ids",
 ]
 # Every status each operation can answer, as the tests of this suite observe them.
 RESPONSES = {
     ("", "get"): {"200", "400", "401", "403", "410", "414", "429", "503"},
+    ("/lookup", "get"): {"200", "400", "401", "403", "414", "429", "503"},
     ("/lookup", "post"): {"200", "400", "401", "403", "413", "422", "429", "503"},
     ("/{record_id}", "get"): {"200", "304", "400", "401", "403", "404", "429", "503"},
     ("/{record_id}", "put"): {"200", "201", "400", "401", "413", "422", "429", "503"},
     ("/{record_id}", "delete"): {"200", "400", "401", "404", "422", "429", "503"},
     ("/batch", "post"): {"200", "400", "401", "413", "422", "429", "503"},
 }
-READS = {("", "get"), ("/lookup", "post"), ("/{record_id}", "get")}
+READS = {("", "get"), ("/lookup", "get"), ("/lookup", "post"), ("/{record_id}", "get")}
+OPERATION_IDS = {
+    ("", "get"): "list{many}",
+    ("/lookup", "get"): "lookup{many}",
+    ("/lookup", "post"): "lookup{many}ByBody",
+    ("/{record_id}", "get"): "get{one}",
+    ("/{record_id}", "put"): "put{one}",
+    ("/{record_id}", "delete"): "delete{one}",
+    ("/batch", "post"): "batch{many}",
+}
+ONE = {
+    "locations": "Location",
+    "users": "User",
+    "memberships": "Membership",
+    "checkins": "Checkin",
+    "referrals": "Referral",
+    "sales-categories": "SalesCategory",
+    "sales-subcategories": "SalesSubcategory",
+    "sales": "Sale",
+    "classes": "Class",
+    "class-attendances": "ClassAttendance",
+    "appointment-categories": "AppointmentCategory",
+    "appointments": "Appointment",
+}
 FORMATS = FormatChecker()
 
 
@@ -125,23 +148,34 @@ def test_every_route_is_documented_with_its_methods(document: Document, db_url: 
         for route in iter_route_contexts(app.routes)
         if getattr(route, "include_in_schema", False) and route.methods
         for method in route.methods
-        if method != "HEAD"
     }
+    # HEAD is answered wherever GET is (web/head.py), and described so.
+    served |= {(path, "head") for path, method in served if method == "get"}
     documented = {
         (path, method) for path, operations in document["paths"].items() for method in operations
     }
     assert served == documented
-    # /healthz, /readyz, six per resource, and OAuth's authorize (GET, and the consent
-    # form's POST), token, revoke and metadata.
-    assert len(served) == 2 + 6 * len(catalogue.RESOURCES) + 5
+    # /healthz, /readyz, seven per resource, and OAuth's authorize (GET, and the consent
+    # form's POST), token, revoke and metadata; and a HEAD for each of the 4 + 3 * 12 GETs.
+    assert len(served) == 2 + 7 * len(catalogue.RESOURCES) + 5 + 4 + 3 * len(catalogue.RESOURCES)
+    operation_ids = [op["operationId"] for ops in document["paths"].values() for op in ops.values()]
+    assert len(operation_ids) == len(set(operation_ids))
 
 
 @pytest.mark.parametrize("resource", catalogue.RESOURCES, ids=lambda r: r.name)
 def test_every_operation_is_described(document: Document, resource: catalogue.Resource) -> None:
     base = f"/v1/{resource.name}"
+    one = ONE[resource.name]
     for (suffix, method), codes in RESPONSES.items():
         operation = document["paths"][base + suffix][method]
         assert set(operation["responses"]) == codes, (suffix, method)
+        wanted_id = OPERATION_IDS[suffix, method].format(many=resource.type_name, one=one)
+        assert operation["operationId"] == wanted_id
+        if method == "get":
+            head = document["paths"][base + suffix]["head"]
+            assert head["operationId"] == "head" + wanted_id[0].upper() + wanted_id[1:]
+            assert set(head["responses"]) == codes
+            assert not any("content" in r for r in head["responses"].values())
         if (suffix, method) in READS:
             # The integrator key, and either the shared secret or a token covering this resource.
             assert operation["security"] == [
@@ -223,13 +257,14 @@ def test_real_responses_conform_to_the_document(document: Document, api: Api, na
         {k: r[k] for k in ("id", "deleted") if k in r} for r in ranged.json()["data"]
     ]
     check(ranged)
-    check(api.get(f"/v1/{name}", params={"ids": "doc-1,doc-2,nope"}))
+    check(api.get(f"/v1/{name}/lookup", params={"ids": "doc-1,doc-2,nope", "limit": 3}))
     check(api.post(f"/v1/{name}/lookup", json={"ids": ["doc-3", "doc-2", "nope"]}))
 
     check(api.get(f"/v1/{name}", params={"limit": 0}))
     check(api.client.get(f"/v1/{name}"))
     check(api.get(f"/v1/{name}/doc-2"))
-    check(api.get(f"/v1/{name}?ids=" + "a" * 61_440))
+    check(api.get(f"/v1/{name}/lookup?ids=" + "a" * 61_440))
+    check(api.get(f"/v1/{name}/lookup"))
     check(api.put(name, "doc-9", {"nickname": 1}))
     check(api.post(f"/v1/{name}/lookup", json={"ids": [""]}))
     check(api.delete(name, "nope"))
@@ -313,3 +348,8 @@ def test_rate_limited_and_limited_responses_conform_and_carry_their_headers(
         for header in named:
             if header != "Link":
                 assert header.lower() in response.headers, (status, header)
+
+
+def test_without_a_public_url_the_description_names_no_server(document: Document) -> None:
+    """Relative to wherever it was fetched from, as OpenAPI's default "/" means."""
+    assert "servers" not in document

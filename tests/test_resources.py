@@ -114,3 +114,29 @@ def test_one_record_carries_a_strong_etag_and_answers_304_while_unchanged(api: A
     assert changed.status_code == 200 and changed.json()["first_name"] == "New"
     assert changed.headers["etag"] != tag
     assert api.get("/v1/users/u1", headers={"If-None-Match": '"stale"'}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/users?limit=1",
+        "/v1/users/u1",
+        "/v1/users/lookup?ids=u1,zz",
+        "/v1/users/nope",
+        "/healthz",
+    ],
+)
+def test_head_answers_as_get_does_without_the_body(api: Api, path: str) -> None:
+    """Same status and headers (Content-Length, ETag, Link) as the GET, and no body."""
+    for record_id in ("u1", "u2"):
+        assert api.put("users", record_id, record("users", record_id)).status_code == 201
+    got = api.get(path)
+    head = api.client.head(path, headers=api.tenant.read_headers)
+    assert head.status_code == got.status_code
+    assert head.content == b"" and got.content
+    # A HEAD spends from the reader's bucket too, so its RateLimit says one fewer remain.
+    dropped = {"date", "x-request-id", "ratelimit"}
+    assert ("ratelimit" in head.headers) == ("ratelimit" in got.headers)
+    assert {k: v for k, v in head.headers.items() if k not in dropped} == {
+        k: v for k, v in got.headers.items() if k not in dropped
+    }

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 import clubfeed
 from clubfeed import catalogue
 from clubfeed.activity import Recorder
-from clubfeed.api import feed_routes, ingest_routes, schemas
+from clubfeed.api import feed_routes, ingest_routes, openapi, schemas
 from clubfeed.console import routes as console_routes
 from clubfeed.errors import ClubfeedError
 from clubfeed.feed.cursor import CursorSigner, load_key
@@ -32,8 +32,9 @@ from clubfeed.storage.outages import CommitFailed
 from clubfeed.web import health, logs, metrics, observe, pages, problems, ratelimit
 from clubfeed.web.buckets import Policy, open_buckets
 from clubfeed.web.dispatch import Dispatch
+from clubfeed.web.head import HeadAsGet
 from clubfeed.web.headers import ApiHeaders
-from clubfeed.web.hosts import AllowedHosts
+from clubfeed.web.hosts import AllowedHosts, check_public_url
 from clubfeed.web.limits import BodyStalled, BodyTooLarge, RequestLimits
 from clubfeed.web.state import AppState, blocking
 
@@ -100,9 +101,11 @@ def create_app(settings: Settings) -> FastAPI:
         version=clubfeed.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.clubfeed = app_state
     # Innermost first: each add_middleware wraps the ones before it.
+    app.add_middleware(HeadAsGet)
     app.add_middleware(problems.Unexpected)
     app.add_middleware(
         RequestLimits,
@@ -147,6 +150,10 @@ def create_app(settings: Settings) -> FastAPI:
             schema.setdefault("components", {})
             for key, value in schemas.components().items():
                 schema["components"].setdefault(key, {}).update(value)
+            openapi.add_head_operations(schema)
+            if settings.public_url is not None:
+                # Generated clients take their base URL from here.
+                schema["servers"] = [{"url": check_public_url(settings.public_url)}]
             app.openapi_schema = schema
         return app.openapi_schema
 

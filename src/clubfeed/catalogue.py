@@ -74,6 +74,16 @@ class Resource:
         return "".join(part.title() for part in self.name.split("-"))
 
     @property
+    def one_type_name(self) -> str:
+        """One record's type name: "sales-categories" → "SalesCategory", "classes" → "Class"."""
+        plural = self.type_name
+        if plural.endswith("ies"):
+            return plural[:-3] + "y"
+        if plural.endswith("sses"):
+            return plural[:-2]
+        return plural.removesuffix("s")
+
+    @property
     def refs(self) -> tuple[Field, ...]:
         return tuple(f for f in self.fields if f.kind is Kind.REF)
 

@@ -7,6 +7,7 @@ rows' text with no per-record objects.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 
 import msgspec
 from fastapi import APIRouter, Request
@@ -14,7 +15,7 @@ from fastapi.responses import Response
 from sqlalchemy import Connection
 
 from clubfeed.api import openapi, params
-from clubfeed.api.params import MAX_LOOKUP_IDS
+from clubfeed.api.params import MAX_GET_IDS, MAX_LOOKUP_IDS
 from clubfeed.api.paths import RECORD_PATH
 from clubfeed.catalogue import Resource
 from clubfeed.errors import BadRequest, ErrorItem, InvalidInput, NotFound
@@ -23,6 +24,7 @@ from clubfeed.ingest.validate import RecordId, check_id, decode
 from clubfeed.timefmt import format_us
 from clubfeed.web.callers import as_reader
 from clubfeed.web.hosts import next_page_link
+from clubfeed.web.metrics import Meter
 from clubfeed.web.state import signer, state
 
 JSON = "application/json"
@@ -44,8 +46,14 @@ def _lookup_ids(raw: bytes) -> list[str]:
     return ids
 
 
-def _lookup_body(items: str, missing: list[str]) -> bytes:
-    return b'{"data":[' + items.encode() + b'],"missing":' + msgspec.json.encode(missing) + b"}"
+def _lookup_response(
+    conn: Connection, business_id: int, resource: Resource, ids: list[str], meter: Meter
+) -> Response:
+    """The records of `ids` in the order asked, and the ids missing; one shape for every lookup."""
+    items, missing = queries.lookup(conn, business_id=business_id, resource=resource, ids=ids)
+    meter.served(resource.name, len(set(ids)) - len(missing))
+    body = b'{"data":[' + items.encode() + b'],"missing":' + msgspec.json.encode(missing) + b"}"
+    return Response(body, media_type=JSON)
 
 
 def _page_response(request: Request, page: queries.Page) -> Response:
@@ -86,7 +94,11 @@ def router(resource: Resource) -> APIRouter:
     docs = openapi.ReadDocs(resource)
 
     @api.get(
-        "", response_class=Response, openapi_extra=docs.list_operation(), summary=docs.list_summary
+        "",
+        response_class=Response,
+        openapi_extra=docs.list_operation(),
+        summary=docs.list_summary,
+        operation_id=f"list{resource.type_name}",
     )
     async def list_records(request: Request) -> Response:
         cursor_signer = signer(request)
@@ -95,11 +107,7 @@ def router(resource: Resource) -> APIRouter:
         def work(conn: Connection, business_id: int, _body: bytes) -> Response:
             parsed = params.parse(resource, request.query_params)
             if parsed.ids is not None:
-                items, missing = queries.lookup(
-                    conn, business_id=business_id, resource=resource, ids=parsed.ids
-                )
-                meter.served(resource.name, len(set(parsed.ids)) - len(missing))
-                return Response(_lookup_body(items, missing), media_type=JSON)
+                return _lookup_response(conn, business_id, resource, parsed.ids, meter)
             page = queries.list_page(
                 conn,
                 cursor_signer,
@@ -114,30 +122,47 @@ def router(resource: Resource) -> APIRouter:
 
         return await as_reader(request, resource.name, work)
 
-    @api.post(
+    def lookup_by(
+        ids_of: Callable[[Request, bytes], list[str]], *, with_body: bool
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A lookup endpoint: the ids from the URL (GET) or from the body (POST)."""
+
+        async def lookup(request: Request) -> Response:
+            meter = state(request).meter
+
+            def work(conn: Connection, business_id: int, body: bytes) -> Response:
+                ids = ids_of(request, body)
+                return _lookup_response(conn, business_id, resource, ids, meter)
+
+            return await as_reader(request, resource.name, work, with_body=with_body)
+
+        return lookup
+
+    api.get(
+        "/lookup",
+        response_class=Response,
+        openapi_extra=docs.get_lookup_operation(),
+        summary=f"Look up {resource.name} by id (up to {MAX_GET_IDS:,}, in the URL)",
+        operation_id=f"lookup{resource.type_name}",
+    )(
+        lookup_by(
+            lambda request, _: params.parse_lookup(resource, request.query_params), with_body=False
+        )
+    )
+    api.post(
         "/lookup",
         response_class=Response,
         openapi_extra=docs.lookup_operation(),
         summary=f"Look up {resource.name} by id",
-    )
-    async def lookup(request: Request) -> Response:
-        meter = state(request).meter
-
-        def work(conn: Connection, business_id: int, body: bytes) -> Response:
-            ids = _lookup_ids(body)
-            items, missing = queries.lookup(
-                conn, business_id=business_id, resource=resource, ids=ids
-            )
-            meter.served(resource.name, len(set(ids)) - len(missing))
-            return Response(_lookup_body(items, missing), media_type=JSON)
-
-        return await as_reader(request, resource.name, work, with_body=True)
+        operation_id=f"lookup{resource.type_name}ByBody",
+    )(lookup_by(lambda _, body: _lookup_ids(body), with_body=True))
 
     @api.get(
         RECORD_PATH,
         response_class=Response,
         openapi_extra=docs.get_operation(),
         summary=f"Get one {resource.name} record",
+        operation_id=f"get{resource.one_type_name}",
     )
     async def get_record(request: Request) -> Response:
         record_id: str = request.path_params["record_id"]

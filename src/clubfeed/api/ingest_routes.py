@@ -128,6 +128,7 @@ def router(resource: Resource) -> APIRouter:
         response_class=Response,
         openapi_extra=docs.batch_operation(),
         summary=f"Upsert and delete up to 10,000 {resource.name} records in all",
+        operation_id=f"batch{resource.type_name}",
     )
     async def batch(request: Request) -> Response:
         def parse(body: bytes) -> Parsed:
@@ -142,6 +143,7 @@ def router(resource: Resource) -> APIRouter:
         response_class=Response,
         openapi_extra=docs.put_operation(),
         summary=f"Create or replace one {resource.name} record",
+        operation_id=f"put{resource.one_type_name}",
     )
     async def put(request: Request) -> Response:
         record_id: str = request.path_params["record_id"]
@@ -163,6 +165,7 @@ def router(resource: Resource) -> APIRouter:
         response_class=Response,
         openapi_extra=docs.delete_operation(),
         summary=f"Delete one {resource.name} record",
+        operation_id=f"delete{resource.one_type_name}",
     )
     async def delete(request: Request) -> Response:
         record_id: str = request.path_params["record_id"]

@@ -6,6 +6,8 @@ clear errors), so FastAPI cannot infer their shapes; these builders state them.
 
 from __future__ import annotations
 
+from fastapi.routing import APIRoute
+
 from clubfeed.api.params import MAX_GET_IDS, MAX_LIMIT, MAX_LOOKUP_IDS
 from clubfeed.api.schemas import ID_SCHEMA, LISTED_ID_SCHEMA, Schema, ref, schema_name
 from clubfeed.catalogue import Resource
@@ -99,6 +101,35 @@ def _query(name: str, description: str, schema: Schema) -> Schema:
     }
 
 
+def operation_id(route: APIRoute) -> str:
+    """An operation id for a route that names none: its endpoint's name in camelCase.
+
+    The resource routes name theirs (`listCheckins`, `getCheckin`, ...), so that a
+    generated client's methods read like the API, not like FastAPI's defaults
+    (`list_records_v1_checkins_get`).
+    """
+    first, *rest = route.name.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+def add_head_operations(document: Schema) -> None:
+    """Describe the HEAD that every GET answers (`web/head.py`): the GET's, with no bodies."""
+    for item in document["paths"].values():
+        get = item.get("get")
+        if get is None:
+            continue
+        head = {
+            **get,
+            "operationId": "head" + get["operationId"][0].upper() + get["operationId"][1:],
+        }
+        head["summary"] = f"{get.get('summary', get['operationId'])}: headers only"
+        head["responses"] = {
+            code: {name: value for name, value in response.items() if name != "content"}
+            for code, response in get["responses"].items()
+        }
+        item["head"] = head
+
+
 def _id_parameter(resource: Resource) -> Schema:
     return {
         "name": "record_id",
@@ -146,21 +177,6 @@ class ReadDocs:
                 "Range query: changes before this instant (offset required; 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z)",
                 {"type": "string", "format": "date-time"},
             ),
-            {
-                **_query(
-                    "ids",
-                    f"Lookup: up to {MAX_GET_IDS:,} comma-separated ids (with limit at most; answers "
-                    "data and missing). An id holding a comma is looked up by POST.",
-                    {
-                        "type": "array",
-                        "items": LISTED_ID_SCHEMA,
-                        "minItems": 1,
-                        "maxItems": MAX_GET_IDS,
-                    },
-                ),
-                "style": "form",
-                "explode": False,
-            },
         ]
         parameters += [
             _query(name, f"Only records whose {name} is this id", ID_SCHEMA) for name in r.filters
@@ -173,17 +189,14 @@ class ReadDocs:
                 "next_cursor until it is null. Poll per page (start the next window at this one's "
                 "consistent_until, as modified_since) or per record (ask modified_after the greatest "
                 "modified_at you have): either misses and repeats nothing. With ids: a lookup (see "
-                "POST lookup)."
+                "GET lookup, of which ?ids= here is an alias)."
             ),
             "security": _read_security(r),
             "parameters": parameters,
             "responses": _limited(
                 {
                     "200": {
-                        **_json(
-                            {"anyOf": [ref(schema_name(r, "Page")), ref(schema_name(r, "Lookup"))]},
-                            "A page (or, with ids, a lookup)",
-                        ),
+                        **_json(ref(schema_name(r, "Page")), "A page"),
                         "headers": {
                             "Link": {
                                 "description": 'rel="next" URL while there is a next page',
@@ -202,6 +215,50 @@ class ReadDocs:
                         "lagging replica. Either way: do a complete transfer and poll on from its "
                         "consistent_until"
                     ),
+                    "414": _problem("The query string is too long; look long id lists up by POST"),
+                }
+            ),
+        }
+
+    def get_lookup_operation(self) -> Schema:
+        r = self.resource
+        ids = {
+            **_query(
+                "ids",
+                f"Up to {MAX_GET_IDS:,} comma-separated ids (and no more than limit, if sent). "
+                "An id holding a comma is looked up by POST.",
+                {
+                    "type": "array",
+                    "items": LISTED_ID_SCHEMA,
+                    "minItems": 1,
+                    "maxItems": MAX_GET_IDS,
+                },
+            ),
+            "required": True,
+            "style": "form",
+            "explode": False,
+        }
+        limit = _query(
+            "limit",
+            f"At most this many ids may be asked (1 to {MAX_LIMIT:,})",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        )
+        return {
+            "description": (
+                "Records by id in the order asked; deleted ones as tombstones; unknown ids in "
+                f"missing. `GET /v1/{r.name}?ids=` answers the same (an alias kept for older "
+                "clients)."
+            ),
+            "security": _read_security(r),
+            "parameters": [ids, limit],
+            "responses": _limited(
+                {
+                    "200": _json(
+                        ref(schema_name(r, "Lookup")), "The records found, and the ids missing"
+                    ),
+                    "400": _problem("ids is missing, lists too many ids, or holds an invalid one"),
+                    "401": _UNAUTHENTICATED,
+                    "403": _OUT_OF_SCOPE,
                     "414": _problem("The query string is too long; look long id lists up by POST"),
                 }
             ),

@@ -17,6 +17,7 @@ MAX_LIMIT = 10_000
 MAX_GET_IDS = 1_000
 MAX_LOOKUP_IDS = 10_000
 COMMON = ("limit", "cursor", "ids", "modified_since", "modified_after", "modified_before")
+LOOKUP = ("ids", "limit")
 
 
 @dataclass(frozen=True)
@@ -91,15 +92,35 @@ def _ids(raw: str, resource_name: str) -> list[str]:
     return ids
 
 
-def parse(resource: Resource, params: QueryParams) -> ListParams:
-    allowed = COMMON + resource.filters
+def _check_names(params: QueryParams, allowed: tuple[str, ...], where: str) -> None:
     for name in params:
         if name not in allowed:
-            raise _bad(
-                f"Unknown parameter {name!r}; {resource.name} accepts {', '.join(allowed)}.", name
-            )
+            raise _bad(f"Unknown parameter {name!r}; {where} accepts {', '.join(allowed)}.", name)
         if len(params.getlist(name)) > 1:
             raise _bad(f"Parameter {name!r} is given more than once.", name)
+
+
+def _bounded_ids(raw: str, limit: int | None, resource_name: str) -> list[str]:
+    ids = _ids(raw, resource_name)
+    if limit is not None and len(ids) > limit:
+        raise _bad(
+            f"ids lists {len(ids):,} ids, more than limit ({limit:,}); with ids, limit "
+            "bounds how many may be asked.",
+            "ids",
+        )
+    return ids
+
+
+def parse_lookup(resource: Resource, params: QueryParams) -> list[str]:
+    """The ids of `GET /v1/{resource}/lookup?ids=…` (and `limit`, which caps how many)."""
+    _check_names(params, LOOKUP, f"{resource.name}/lookup")
+    if "ids" not in params:
+        raise _bad("ids is required: up to 1,000 comma-separated ids.", "ids")
+    return _bounded_ids(params["ids"], _limit(params.get("limit")), resource.name)
+
+
+def parse(resource: Resource, params: QueryParams) -> ListParams:
+    _check_names(params, COMMON + resource.filters, resource.name)
     since, since_name = _since(params)
     before = _datetime(params.get("modified_before"), "modified_before")
     if since is not None and before is not None and before <= since:
@@ -120,13 +141,7 @@ def parse(resource: Resource, params: QueryParams) -> ListParams:
                 f"ids cannot be combined with {', '.join(others)}: a lookup returns exactly the ids asked.",
                 "ids",
             )
-        ids = _ids(params["ids"], resource.name)
-        if limit is not None and len(ids) > limit:
-            raise _bad(
-                f"ids lists {len(ids):,} ids, more than limit ({limit:,}); with ids, limit "
-                "bounds how many may be asked.",
-                "ids",
-            )
+        ids = _bounded_ids(params["ids"], limit, resource.name)
     query = ListQuery(tuple(filters), since, before, since_name)
     # A cursor alone continues the query it came from; parameters sent with it must match it.
     only_cursor = "cursor" in params and query == ListQuery()

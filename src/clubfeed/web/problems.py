@@ -24,6 +24,7 @@ from clubfeed import catalogue
 from clubfeed.errors import ClubfeedError, Forbidden, NotFound, Unauthenticated
 from clubfeed.storage import outages
 from clubfeed.web import pages
+from clubfeed.web.head import with_head
 from clubfeed.web.rfc9457 import RETRY_AFTER_S, problem_response, status_for, unavailable
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def _allowed_methods(request: Request) -> str:
     for route in iter_route_contexts(request.app.routes):
         if route.path and route.methods and compile_path(route.path)[0].match(request.url.path):
             methods |= route.methods
-    return ", ".join(sorted(methods))
+    return ", ".join(sorted(with_head(methods)))
 
 
 async def body_too_large(_request: Request, exc: Exception) -> Response:
