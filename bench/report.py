@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import small_report
-from bench.scenario import READERS, TRANSFERS, Outcome
+from bench.scenario import CODINGS, READERS, TRANSFERS, Outcome
 from bench.targets import Target
 
 NOTES = (
@@ -25,6 +25,8 @@ NOTES = (
     "Ingest: check-in batches of 10,000 sent one after another through POST "
     "/v1/checkins/batch into a fresh database, the clock running only while a request is "
     "in flight. Reads follow a VACUUM ANALYZE on PostgreSQL (what autovacuum soon does).",
+    "Compression: the first page asked with Accept-Encoding zstd, br or gzip, timed like the "
+    "uncompressed one in the same interleaved rounds (request sent to last byte read).",
 )
 
 
@@ -39,6 +41,15 @@ def ratios(outcome: Outcome) -> dict[str, float]:
         "typical/clubfeed first": _p50(outcome, "typical first") / _p50(outcome, "clubfeed first"),
         "typical/clubfeed deep": _p50(outcome, "typical deep") / _p50(outcome, "clubfeed deep"),
         "deep/first clubfeed": _p50(outcome, "clubfeed deep") / _p50(outcome, "clubfeed first"),
+        **{
+            f"{coding}/identity time": _p50(outcome, f"clubfeed first {coding}")
+            / _p50(outcome, "clubfeed first")
+            for coding in CODINGS
+        },
+        **{
+            f"identity/{coding} bytes": outcome.reads.page_bytes / size
+            for coding, size in outcome.reads.compressed_bytes.items()
+        },
     }
 
 
@@ -50,6 +61,10 @@ def targets(outcome: Outcome) -> list[Target]:
         Target("typical ÷ clubfeed, first page (p50)", r["typical/clubfeed first"], 6, False, "×"),
         Target("typical ÷ clubfeed, deep page (p50)", r["typical/clubfeed deep"], 6, False, "×"),
         Target("deep page ÷ first page (p50)", r["deep/first clubfeed"], 1.1, True, "×"),
+        Target("page ÷ zstd page (bytes)", r["identity/zstd bytes"], 8, False, "×"),
+        Target("page ÷ gzip page (bytes)", r["identity/gzip bytes"], 8, False, "×"),
+        Target("zstd page ÷ page (p50 time)", r["zstd/identity time"], 1.3, True, "×"),
+        Target("gzip page ÷ page (p50 time)", r["gzip/identity time"], 2, True, "×"),
     ]
     if outcome.backend == "postgresql":
         found.append(
@@ -116,6 +131,15 @@ def figures(outcome: Outcome) -> list[tuple[str, str]]:
         ("typical app RSS: now / peak", _mib(reads.typical_rss_mib)),
         ("page size", f"{reads.page_bytes / 1_000_000:,.2f} MB"),
     ]
+    for coding in CODINGS:
+        rows.append(
+            (
+                f"first page in {coding}: bytes (÷), p50 / p95 (÷ uncompressed p50)",
+                f"{reads.compressed_bytes[coding]:,} ({r[f'identity/{coding} bytes']:.1f}×), "
+                f"{_spread(outcome, f'clubfeed first {coding}')} "
+                f"({r[f'{coding}/identity time']:.2f}×)",
+            )
+        )
     return rows
 
 
@@ -175,6 +199,7 @@ def as_json(outcome: Outcome) -> dict[str, object]:
         },
         "deep_page_after_records": reads.deep_after_records,
         "page_bytes": reads.page_bytes,
+        "compressed_bytes": reads.compressed_bytes,
         "ratios": ratios(outcome),
         "transfer_records_per_s": reads.transfer_records_per_s,
         "transfer_runs_records_per_s": [t.records_per_s for t in reads.transfers],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,8 @@ TRANSFERS = 3
 READERS = 4
 DEEP_FRACTION = 0.95
 PATH = "/v1/checkins"
+CODINGS = ("zstd", "br", "gzip")
+"""Each timed on the first page as `clubfeed first <coding>`, beside the uncompressed one."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Reads:
 
     deep_after_records: int
     page_bytes: int
+    # The first page's bytes on the wire in each coding.
+    compressed_bytes: dict[str, int]
     pages: dict[str, measure.Spread]
     transfers: list[measure.Transfer]
     concurrent: measure.Concurrent
@@ -170,9 +174,15 @@ def _time_pages(
     options: Options,
 ) -> dict[str, measure.Spread]:
     hi, deep_seq = pages.hi, pages.deep_seq
+
+    def compressed(coding: str) -> Callable[[], float]:
+        asked = {**headers, "Accept-Encoding": coding}
+        return lambda: ours.timed_get(pages.first, asked)[0]
+
     return measure.interleaved(
         {
             "clubfeed first": lambda: ours.timed_get(pages.first, headers)[0],
+            **{f"clubfeed first {coding}": compressed(coding) for coding in CODINGS},
             "clubfeed deep": lambda: ours.timed_get(pages.deep, headers)[0],
             "typical first": lambda: typical.timed_get(pages.typical_first, {})[0],
             "typical deep": lambda: typical.timed_get(pages.typical_deep, {})[0],
@@ -207,6 +217,10 @@ def _reads(
             f"pages agree record for record; timing {options.runs} interleaved rounds "
             f"(+{measure.WARMUP} warm-up) of first and deep pages"
         )
+        compressed_bytes = {
+            coding: len(ours_http.get(pages.first, {**headers, "Accept-Encoding": coding}))
+            for coding in CODINGS
+        }
         spreads = _time_pages(ours_http, typical_http, database_json, pages, headers, options)
     finally:
         ours_http.close()
@@ -216,6 +230,7 @@ def _reads(
     return Reads(
         deep_after_records=pages.deep_after,
         page_bytes=page_bytes,
+        compressed_bytes=compressed_bytes,
         pages=spreads,
         transfers=transfers,
         concurrent=concurrent,

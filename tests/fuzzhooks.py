@@ -2,8 +2,9 @@
 
 A positive (schema-valid) case must be accepted, so before one is sent it is brought
 within the rules its operation's description states in prose: a cursor comes from a
-page, `ids` stands alone, `modified_before` lies after `modified_since`, which lies no
-later than the business's consistent_until (410 history-rewound otherwise), datetimes lie
+page, `ids` are no more than `limit`, `modified_since` and `modified_after` are not
+both sent, `modified_before` lies after either, which lies no later than the
+business's consistent_until (410 history-rewound otherwise), datetimes lie
 between 0001-01-02 and 9999-12-30, a decimal has at most 100 digits written out,
 references name records that exist (so those records are never deleted), a PUT
 body's id is the URL's, a batch's items
@@ -96,16 +97,20 @@ def _point_references(resource: Resource, record: object) -> None:
 def _fit_query(query: dict[str, Any]) -> None:
     query.pop("cursor", None)
     if "ids" in query:
-        for name in list(query):
-            if name != "ids":
-                del query[name]
+        ids, limit = query["ids"], query.get("limit")
+        asked = len(ids) if isinstance(ids, list) else str(ids).count(",") + 1
+        if limit is not None and (not str(limit).isdigit() or int(limit) < asked):
+            del query["limit"]
         return
-    for name in ("modified_since", "modified_before"):
-        if _bad_datetime(query.get(name)):
-            del query[name]
-    if _later_than_held(query.get("modified_since")):
-        del query["modified_since"]
-    since, before = query.get("modified_since"), query.get("modified_before")
+    if "modified_since" in query:
+        query.pop("modified_after", None)
+    for name in ("modified_since", "modified_after", "modified_before"):
+        if _bad_datetime(query.get(name)) or (
+            name != "modified_before" and _later_than_held(query.get(name))
+        ):
+            query.pop(name, None)
+    since = query.get("modified_since", query.get("modified_after"))
+    before = query.get("modified_before")
     if isinstance(since, str) and isinstance(before, str):
         try:
             if datetime.fromisoformat(before) <= datetime.fromisoformat(since):
@@ -164,7 +169,7 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
     resource = _positive(case)
     if resource is None:
         return case
-    if case.operation.method.upper() == "GET" and isinstance(case.query, dict):
+    if case.operation.method.upper() in ("GET", "HEAD") and isinstance(case.query, dict):
         _fit_query(case.query)
     if case.headers is not None and "Idempotency-Key" in case.headers:
         # A key names one request; generated keys repeat across different requests.

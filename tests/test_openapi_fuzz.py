@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pytest
 from sqlalchemy import Engine
 
 from clubfeed import catalogue
+from clubfeed.settings import Settings
 from tests.conftest import Server
 from tests.factories import Api, Tenant, new_integrator, new_tenant
 from tests.oauthkit import connect
@@ -35,7 +37,8 @@ MAX_EXAMPLES = int(os.environ.get("CLUBFEED_FUZZ_EXAMPLES", "12"))
 READS = ["--include-path-regex", "^/v1/"] + [
     arg for method in ("POST", "PUT", "DELETE") for arg in ("--exclude-method", method)
 ]
-LOOKUPS = ["--include-path-regex", "^/v1/.*/lookup$"]
+# The lookups by body; those in the URL are among the reads.
+LOOKUPS = ["--include-path-regex", "^/v1/.*/lookup$", "--include-method", "POST"]
 WRITES = [
     "--include-path-regex",
     "^/v1/",
@@ -99,6 +102,18 @@ def assert_no_failures(result: subprocess.CompletedProcess[str]) -> None:
             f"schemathesis failed (whole report: {report}):\n" + "\n".join(summary[:200])
         )
     assert "Tested:" in result.stdout, result.stdout[-5_000:]
+
+
+@pytest.fixture(scope="module")
+def server(db: Engine, db_url: str) -> Iterator[Server]:
+    """The app, with room for the thousands of deliberately wrong credentials a run sends.
+
+    At the default 300 a minute an address would be refused (429) within the runs, and
+    schemathesis rightly wants 401 for a missing credential; the limit has its own tests.
+    """
+    settings = Settings(database_url=db_url, auth_failure_rate_limit="1000000/minute")
+    with Server(settings) as running:
+        yield running
 
 
 @dataclass(frozen=True)

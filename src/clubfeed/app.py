@@ -29,8 +29,9 @@ from clubfeed.oauth import routes as oauth_routes
 from clubfeed.settings import Settings
 from clubfeed.storage.engine import make_engine, write_transaction
 from clubfeed.storage.outages import CommitFailed
-from clubfeed.web import health, logs, metrics, observe, pages, problems, ratelimit
+from clubfeed.web import compression, health, logs, metrics, observe, pages, problems, ratelimit
 from clubfeed.web.buckets import Policy, open_buckets
+from clubfeed.web.compression import Compression
 from clubfeed.web.dispatch import Dispatch
 from clubfeed.web.head import HeadAsGet
 from clubfeed.web.headers import ApiHeaders
@@ -105,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.clubfeed = app_state
     # Innermost first: each add_middleware wraps the ones before it.
+    app.add_middleware(Compression, codings=compression.parse_codings(settings.compression))
     app.add_middleware(HeadAsGet)
     app.add_middleware(problems.Unexpected)
     app.add_middleware(

@@ -73,6 +73,9 @@ class Settings:
     # Host names (port ignored; "*.example.com" or "*" allowed) whose Host header is
     # answered; the public URL's host is added. Loopback by default, so `make run` works.
     allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+    # Content codings offered for JSON answers, preferred first (web/compression.py); "off"
+    # when a proxy in front compresses instead.
+    compression: str = "zstd,br,gzip"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +112,7 @@ class Settings:
             max_connections=_positive(env, "CLUBFEED_MAX_CONNECTIONS", cls.max_connections),
             shutdown_grace_s=_positive(env, "CLUBFEED_SHUTDOWN_GRACE", cls.shutdown_grace_s),
             allowed_hosts=_names(env.get("CLUBFEED_ALLOWED_HOSTS")) or cls.allowed_hosts,
+            compression=env.get("CLUBFEED_COMPRESSION") or cls.compression,
         )
 
 

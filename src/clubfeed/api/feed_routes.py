@@ -23,6 +23,7 @@ from clubfeed.feed import queries
 from clubfeed.ingest.validate import RecordId, check_id, decode
 from clubfeed.timefmt import format_us
 from clubfeed.web.callers import as_reader
+from clubfeed.web.compression import identity_tag
 from clubfeed.web.hosts import next_page_link
 from clubfeed.web.metrics import Meter
 from clubfeed.web.state import signer, state
@@ -84,7 +85,7 @@ def _none_match(header: str | None, tag: str) -> bool:
     """Whether If-None-Match names `tag` (by weak comparison, as RFC 9110 §13.1.2 asks) or is *."""
     if header is None:
         return False
-    listed = {t.strip().removeprefix("W/") for t in header.split(",")}
+    listed = {identity_tag(t.strip().removeprefix("W/")) for t in header.split(",")}
     return "*" in listed or tag in listed
 
 

@@ -31,7 +31,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
 from clubfeed.settings import Settings
-from clubfeed.web import hosts, logs, metrics, ratelimit
+from clubfeed.web import compression, hosts, logs, metrics, ratelimit
 from clubfeed.web.rfc9457 import problem_response, unavailable
 
 FACTORY = "clubfeed.app:app_from_env"
@@ -257,6 +257,7 @@ def prepare(settings: Settings, workers: int) -> dict[str, Any]:
     """
     metrics.check(settings)
     ratelimit.check(settings)
+    compression.parse_codings(settings.compression)
     if settings.public_url is not None:
         hosts.check_public_url(settings.public_url)
     logs.configure(settings)
