@@ -55,11 +55,14 @@ def _bad_datetime(value: object) -> bool:
     return parsed.tzinfo is not None and out_of_range(parsed)
 
 
-def _later_than_held(value: object) -> bool:
+def _later_than_held(value: object, *, exclusive: bool = False) -> bool:
+    """Whether a window's start lies past HELD_UNTIL; `modified_after` T starts at T + 1 µs,
+    so it must lie before it."""
     try:
-        return isinstance(value, str) and datetime.fromisoformat(value) > HELD_UNTIL
+        start = isinstance(value, str) and datetime.fromisoformat(value)
     except ValueError:
         return False
+    return bool(start) and (start >= HELD_UNTIL if exclusive else start > HELD_UNTIL)
 
 
 def _too_many_digits(value: object) -> bool:
@@ -106,7 +109,8 @@ def _fit_query(query: dict[str, Any]) -> None:
         query.pop("modified_after", None)
     for name in ("modified_since", "modified_after", "modified_before"):
         if _bad_datetime(query.get(name)) or (
-            name != "modified_before" and _later_than_held(query.get(name))
+            name != "modified_before"
+            and _later_than_held(query.get(name), exclusive=name == "modified_after")
         ):
             query.pop(name, None)
     since = query.get("modified_since", query.get("modified_after"))

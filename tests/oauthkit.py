@@ -194,7 +194,9 @@ def oauth_error(response: httpx.Response, status: int, error: str) -> dict[str, 
     assert response.headers["pragma"] == "no-cache"
     body: dict[str, Any] = response.json()
     assert body["error"] == error, body
-    assert set(body) <= {"error", "error_description"}
+    # Every error says, in words, what went wrong and what to do.
+    assert set(body) == {"error", "error_description"}, body
+    assert len(body["error_description"]) > 20, body
     return body
 
 

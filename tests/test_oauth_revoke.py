@@ -181,7 +181,7 @@ def test_the_endpoints_are_in_the_openapi_document_and_answer_as_it_says(
     document = client.get("/openapi.json").json()
     paths = document["paths"]
     # GET asks the admin; POST is the consent page's own form.
-    assert set(paths["/oauth/authorize"]) == {"get", "post"}
+    assert set(paths["/oauth/authorize"]) == {"get", "head", "post"}
     consent = paths["/oauth/authorize"]["post"]
     assert set(consent["responses"]) == {"303", "400", "403", "503"}
     form = consent["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]

@@ -64,7 +64,12 @@ def test_token_responses_are_never_cached(client: httpx.Client, db: Engine, tena
         "expires_in",
         "refresh_token",
         "scope",
+        "business_id",
+        "business_name",
     }
+    # It names the business that granted it.
+    assert response.json()["business_id"] == tenant.business.id
+    assert response.json()["business_name"] == tenant.business.name
 
 
 def test_the_verifier_must_match_the_challenge(
@@ -155,9 +160,20 @@ def test_racing_exchanges_of_one_code_win_once_and_revoke_the_winner(
         assert feed_status(reader, headers) == 401
 
 
+@pytest.fixture(scope="module")
+def no_grace(db: Engine, db_url: str) -> Iterator[httpx.Client]:
+    """A server where a spent refresh token presented again revokes its grant at once."""
+    with (
+        Server(Settings(database_url=db_url, refresh_grace_s=0)) as running,
+        httpx.Client(base_url=running.base_url) as http,
+    ):
+        yield http
+
+
 def test_refresh_tokens_rotate_and_reuse_revokes_the_grant(
-    client: httpx.Client, db: Engine, tenant: Tenant
+    no_grace: httpx.Client, db: Engine, tenant: Tenant
 ) -> None:
+    client = no_grace
     granted = connect(client, db, tenant.business.id)
     app, first = granted.app, granted.tokens
 
@@ -176,9 +192,14 @@ def test_refresh_tokens_rotate_and_reuse_revokes_the_grant(
     assert feed_status(client, granted.read_headers(third["access_token"])) == 200
 
     # The first refresh token again: two parties hold it, so the whole grant goes.
-    oauth_error(refresh(client, app, first["refresh_token"]), 400, "invalid_grant")
+    reused = oauth_error(refresh(client, app, first["refresh_token"]), 400, "invalid_grant")
+    assert reused["error_description"] == (
+        "This refresh token was already used; the grant was revoked for safety. "
+        "Ask the business to connect the app again."
+    )
     assert feed_status(client, granted.read_headers(third["access_token"])) == 401
-    oauth_error(refresh(client, app, third["refresh_token"]), 400, "invalid_grant")
+    revoked = oauth_error(refresh(client, app, third["refresh_token"]), 400, "invalid_grant")
+    assert revoked["error_description"].startswith("The business revoked this app's access")
 
 
 def test_a_second_consent_replaces_the_first(

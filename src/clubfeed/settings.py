@@ -44,6 +44,10 @@ class Settings:
     password_time_cost: int = 3
     password_memory_kib: int = 64 * 1024
     access_token_ttl_s: int = 3600
+    # A refresh token its client presents again this soon after using it answers with the
+    # pair that use produced (clients refreshing from several threads at once); later, reuse
+    # revokes the grant. 0 revokes at once.
+    refresh_grace_s: int = 30
     authorization_code_ttl_s: int = 60
     activity_flush_s: float = 1.0
     public_url: str | None = None
@@ -113,6 +117,8 @@ class Settings:
             shutdown_grace_s=_positive(env, "CLUBFEED_SHUTDOWN_GRACE", cls.shutdown_grace_s),
             allowed_hosts=_names(env.get("CLUBFEED_ALLOWED_HOSTS")) or cls.allowed_hosts,
             compression=env.get("CLUBFEED_COMPRESSION") or cls.compression,
+            access_token_ttl_s=_positive(env, "CLUBFEED_ACCESS_TOKEN_TTL", cls.access_token_ttl_s),
+            refresh_grace_s=_whole(env, "CLUBFEED_REFRESH_GRACE", cls.refresh_grace_s),
         )
 
 
@@ -141,6 +147,14 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise ValueError(f"{name} must be at least 1, not {value}")
     return value
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number of at least 0, or the default when unset."""
+    raw = (env.get(name) or "").strip()
+    if raw and not raw.isdigit():
+        raise ValueError(f"{name} is {raw!r}; use a whole number of at least 0")
+    return int(raw) if raw else default
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

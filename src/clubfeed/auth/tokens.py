@@ -8,7 +8,11 @@ Codes and refresh tokens are single use. A request first finds one (`find_code`,
 `find_refresh`), is validated in full, and only then spends it with a conditional
 UPDATE (`spend_code`, `spend_refresh`): a request that fails validation (a wrong
 PKCE verifier, say) leaves it usable by its rightful holder, and of two racing
-requests only one can win. Presenting a spent one again revokes its grant.
+requests only one can win. Presenting a spent one again revokes its grant, with one
+exception: a refresh token its own client presents again within a grace window. Real
+clients share one session across threads and workers, and several of them refresh at
+once; each then gets the pair the first refresh produced (kept sealed under the old
+refresh token, which only its holder has), not a revoked grant.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, Row, Select, delete, insert, or_, select, update
 
 from clubfeed.auth.credentials import new_token, token_hash
+from clubfeed.auth.sealing import Sealer
 from clubfeed.storage.schema import oauth_codes, oauth_grants, oauth_tokens
 from clubfeed.timefmt import now_us
 
@@ -27,6 +33,22 @@ log = logging.getLogger(__name__)
 
 ACCESS_PREFIX = "cfa_"
 REFRESH_PREFIX = "cfr_"
+
+_SUCCESSOR_LABEL = b"clubfeed refresh successor v1"
+# How far find_refresh follows successors (each presented again within the window).
+_MAX_HOPS = 8
+_USED = (
+    "This refresh token was already used; the grant was revoked for safety. "
+    "Ask the business to connect the app again."
+)
+_REVOKED = (
+    "The business revoked this app's access (or a leaked token was reused); "
+    "ask the business to connect the app again."
+)
+_NOT_OURS = (
+    "This refresh token is not one this server issued to your client; use the newest "
+    "refresh token you were given, or ask the business to connect the app again."
+)
 CODE_PREFIX = "cfac_"
 _US = 1_000_000
 
@@ -53,6 +75,20 @@ class Code:
 class TokenRecord:
     id: int
     grant: Grant
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A live token pair handed out again: the successor of a refresh token presented twice."""
+
+    record: TokenRecord
+    access_token: str
+    refresh_token: str
+    access_expires_at: int
+
+
+class Refused(Exception):
+    """A code or refresh token that cannot be used; the message says why, for the client."""
 
 
 @dataclass(frozen=True)
@@ -110,8 +146,9 @@ def _grant(row: Row[*tuple[Any, ...]]) -> Grant:
     return Grant(row.grant_id, row.business_id, row.integrator_id, row.scope)
 
 
-def find_code(conn: Connection, code: str, integrator_id: int) -> Code | None:
-    """The live code `integrator_id` holds; None if unknown, another's, expired, revoked or spent.
+def find_code(conn: Connection, code: str, integrator_id: int, *, ttl_s: int) -> Code:
+    """The live code `integrator_id` holds; Refused (saying why) if unknown, another's,
+    expired, revoked or spent.
 
     A spent code presented again by its integrator revokes its grant: RFC 6749
     §4.1.2 says the tokens it produced should die, since the code may have leaked.
@@ -133,12 +170,23 @@ def find_code(conn: Connection, code: str, integrator_id: int) -> Code | None:
         .where(oauth_codes.c.code_hash == digest, oauth_codes.c.integrator_id == integrator_id)
     ).first()
     if row is None:
-        return None
+        raise Refused(
+            "This authorization code is not one this server issued to your client; send the "
+            "code from the redirect exactly, with the client it was issued to."
+        )
     if row.used_at is not None:
         _revoke_for_reuse(conn, row.grant_id, "authorization code")
-        return None
-    if row.expires_at <= now_us() or row.revoked_at is not None:
-        return None
+        raise Refused(
+            "This authorization code was already used, so the tokens it gave were revoked "
+            "for safety; send the admin through /oauth/authorize again."
+        )
+    if row.expires_at <= now_us():
+        raise Refused(
+            f"The authorization code expired (codes live {ttl_s} s); exchange it as soon as "
+            "the redirect arrives, or send the admin through /oauth/authorize again."
+        )
+    if row.revoked_at is not None:
+        raise Refused(_REVOKED)
     return Code(_grant(row), digest, row.redirect_uri, row.code_challenge)
 
 
@@ -183,6 +231,7 @@ def _token_query() -> Select[Any]:
         oauth_tokens.c.access_expires_at,
         oauth_tokens.c.refreshed_at,
         oauth_tokens.c.revoked_at,
+        oauth_tokens.c.successor_sealed,
         oauth_grants.c.business_id,
         oauth_grants.c.integrator_id,
         oauth_grants.c.scope,
@@ -190,37 +239,67 @@ def _token_query() -> Select[Any]:
     ).join(oauth_grants, oauth_grants.c.id == oauth_tokens.c.grant_id)
 
 
-def find_refresh(conn: Connection, token: str, integrator_id: int) -> TokenRecord | None:
-    """The live refresh token `integrator_id` holds; None if unknown, another's, revoked or spent.
+def _successor_of(token: str, sealed: bytes | None) -> tuple[str, str] | None:
+    plain = None if sealed is None else Sealer.of(token, _SUCCESSOR_LABEL).open(sealed)
+    if plain is None:
+        return None
+    access, refresh = msgspec.json.decode(plain, type=tuple[str, str])
+    return access, refresh
+
+
+def find_refresh(
+    conn: Connection, token: str, integrator_id: int, *, grace_s: float
+) -> TokenRecord | Pair:
+    """The live refresh token `integrator_id` holds, or the pair its use already produced.
 
     Rotation makes reuse detectable: an old refresh token presented again means two
-    parties hold it, so the whole grant is revoked (RFC 9700 §4.14.2).
+    parties hold it, so the whole grant is revoked (RFC 9700 §4.14.2), unless the
+    same client presents it within `grace_s` of its use, when the pair that use
+    produced (or that pair's own successor, if it too was refreshed since) is
+    handed out again. Refused, with the reason, for anything else.
     """
-    row = conn.execute(
-        _token_query().where(
-            oauth_tokens.c.refresh_hash == token_hash(token),
-            oauth_grants.c.integrator_id == integrator_id,
-        )
-    ).first()
-    if row is None:
-        return None
-    if row.refreshed_at is not None:
-        _revoke_for_reuse(conn, row.grant_id, "refresh token")
-        return None
-    if row.revoked_at is not None or row.grant_revoked_at is not None:
-        return None
-    return TokenRecord(row.id, _grant(row))
+    now = now_us()
+    access: str | None = None
+    for _ in range(_MAX_HOPS):
+        row = conn.execute(
+            _token_query().where(
+                oauth_tokens.c.refresh_hash == token_hash(token),
+                oauth_grants.c.integrator_id == integrator_id,
+            )
+        ).first()
+        if row is None:
+            raise Refused(_NOT_OURS)
+        if row.grant_revoked_at is not None:
+            raise Refused(_REVOKED)
+        if row.refreshed_at is not None:
+            successor = _successor_of(token, row.successor_sealed)
+            if successor is None or row.refreshed_at < now - round(grace_s * _US):
+                _revoke_for_reuse(conn, row.grant_id, "refresh token")
+                raise Refused(_USED)
+            access, token = successor
+            continue
+        if row.revoked_at is not None:
+            raise Refused(_REVOKED)
+        record = TokenRecord(row.id, _grant(row))
+        return record if access is None else Pair(record, access, token, row.access_expires_at)
+    raise Refused(_USED)
 
 
-def spend_refresh(conn: Connection, record: TokenRecord) -> bool:
-    """Mark the refresh token used and end its access token; False (grant revoked) if already spent."""
+def spend_refresh(
+    conn: Connection, record: TokenRecord, token: str, successor: tuple[str, str]
+) -> bool:
+    """Mark the refresh token used, keep its successor pair sealed, end its access token.
+
+    False if another request spent it first: `find_refresh` then says what that
+    request produced (or revokes the grant, past the grace window).
+    """
+    sealed = Sealer.of(token, _SUCCESSOR_LABEL).seal(msgspec.json.encode(successor))
     claimed = conn.execute(
         update(oauth_tokens)
         .where(oauth_tokens.c.id == record.id, oauth_tokens.c.refreshed_at.is_(None))
-        .values(refreshed_at=now_us())
+        .values(refreshed_at=now_us(), successor_sealed=sealed)
     ).rowcount
     if claimed != 1:
-        _revoke_for_reuse(conn, record.grant.id, "refresh token")
         return False
     # The access token of a rotated pair dies with it.
     revoke_token(conn, record.id)

@@ -22,7 +22,7 @@ from clubfeed.oauth.clients import AUTH_METHODS, Client
 from clubfeed.oauth.requests import OAuthRequest
 
 if TYPE_CHECKING:
-    from clubfeed.oauth.server import AuthServer
+    from clubfeed.oauth.server import AuthServer, TokenBody
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,15 @@ class IssuedCode:
 
 @dataclass(frozen=True)
 class IssuedToken:
-    """A token pair found by its refresh token (or, for revocation, by either)."""
+    """A token pair found by its refresh token (or, for revocation, by either).
+
+    `replay` is set when the refresh token was presented again within the grace
+    window: the pair its first use produced, to be handed out again.
+    """
 
     record: tokens.TokenRecord
     is_refresh: bool = True
+    replay: tokens.Pair | None = None
 
     def check_client(self, client: Client) -> bool:
         return self.record.grant.integrator_id == client.integrator_id
@@ -149,9 +154,17 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             scope=request.scope,
         )
 
-    def query_authorization_code(self, code: str, client: Client) -> IssuedCode | None:
-        found = tokens.find_code(self.server.conn, code, client.integrator_id)
-        return None if found is None else IssuedCode(found)
+    def query_authorization_code(self, code: str, client: Client) -> IssuedCode:
+        try:
+            found = tokens.find_code(
+                self.server.conn,
+                code,
+                client.integrator_id,
+                ttl_s=self.server.settings.authorization_code_ttl_s,
+            )
+        except tokens.Refused as refused:
+            raise InvalidGrantError(str(refused)) from None
+        return IssuedCode(found)
 
     def authenticate_user(self, authorization_code: IssuedCode) -> tokens.Grant:
         """The "user" a token speaks for is the grant: a business's approval for one integrator."""
@@ -160,28 +173,57 @@ class CodeGrant(grants.AuthorizationCodeGrant):
     def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
         """Spend the code now that the request passed every check (tokens are saved, not yet sent)."""
         if not tokens.spend_code(self.server.conn, authorization_code.code):
-            raise InvalidGrantError("This code was used already; its tokens are revoked.")
+            raise InvalidGrantError(
+                "This authorization code was already used, so the tokens it gave were revoked "
+                "for safety; send the admin through /oauth/authorize again."
+            )
 
 
 class RefreshGrant(grants.RefreshTokenGrant):
-    """Refresh tokens rotate on every use; a spent one presented again revokes its grant."""
+    """Refresh tokens rotate on every use; a spent one presented again revokes its grant,
+    unless its own client presents it within the grace window (`auth/tokens.py`)."""
 
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = list(AUTH_METHODS)
     INCLUDE_NEW_REFRESH_TOKEN = True
     server: AuthServer
     request: OAuthRequest
 
-    def authenticate_refresh_token(self, refresh_token: str) -> IssuedToken | None:
+    def _find(self, refresh_token: str) -> IssuedToken:
         client: Client = self.request.client
-        found = tokens.find_refresh(self.server.conn, refresh_token, client.integrator_id)
-        return None if found is None else IssuedToken(found)
+        grace_s = self.server.settings.refresh_grace_s
+        try:
+            found = tokens.find_refresh(
+                self.server.conn, refresh_token, client.integrator_id, grace_s=grace_s
+            )
+        except tokens.Refused as refused:
+            raise InvalidGrantError(str(refused)) from None
+        if isinstance(found, tokens.Pair):
+            return IssuedToken(found.record, replay=found)
+        return IssuedToken(found)
+
+    def authenticate_refresh_token(self, refresh_token: str) -> IssuedToken:
+        return self._find(refresh_token)
 
     def authenticate_user(self, refresh_token: IssuedToken) -> tokens.Grant:
         return refresh_token.record.grant
 
-    def revoke_old_credential(self, refresh_token: IssuedToken) -> None:
-        if not tokens.spend_refresh(self.server.conn, refresh_token.record):
-            raise InvalidGrantError("This refresh token was used already; the grant is revoked.")
+    def create_token_response(self) -> tuple[int, TokenBody, list[tuple[str, str]]]:
+        """A new pair for a live refresh token, spent before the pair is saved; the same
+        pair again for one presented twice within the grace window, even by a request
+        that raced the first and lost."""
+        issued: IssuedToken = self.request.refresh_token
+        if issued.replay is None:
+            presented: str = self.request.form["refresh_token"]
+            user = self.authenticate_user(issued)
+            token = self.issue_token(user, issued)
+            self.request.user = user
+            successor = (token["access_token"], token["refresh_token"])
+            if tokens.spend_refresh(self.server.conn, issued.record, presented, successor):
+                self.save_token(token)
+                return 200, token, self.TOKEN_RESPONSE_HEADER
+            issued = self._find(presented)
+        assert issued.replay is not None, "a refresh token lost its race but is still live"
+        return 200, self.server.replayed(issued.replay), self.TOKEN_RESPONSE_HEADER
 
 
 class Revocation(RevocationEndpoint):

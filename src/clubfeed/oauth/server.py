@@ -21,6 +21,7 @@ from authlib.oauth2.rfc6749 import (
 )
 from sqlalchemy import Connection
 
+from clubfeed import tenants
 from clubfeed.auth import tokens
 from clubfeed.oauth.clients import AUTH_METHODS, GRANT_TYPES, SCOPES, Client, find_client
 from clubfeed.oauth.grants import (
@@ -32,6 +33,7 @@ from clubfeed.oauth.grants import (
 )
 from clubfeed.oauth.requests import OAuthRequest
 from clubfeed.settings import Settings
+from clubfeed.timefmt import now_us
 
 JSON_HEADERS: dict[str, str] = dict(default_json_headers)  # with Cache-Control: no-store
 
@@ -51,6 +53,22 @@ def error_reply(
     """An RFC 6749 §5.2 error body, uncacheable like every token endpoint response."""
     body = {"error": error, "error_description": description}
     return Reply(status, body, {**JSON_HEADERS, **(headers or {})})
+
+
+_DESCRIPTIONS = {
+    "invalid_request": "The request is malformed: check its parameters against RFC 6749.",
+    "invalid_client": (
+        "The client could not be authenticated: send its client_id and client_secret by "
+        "HTTP Basic or in the form."
+    ),
+    "invalid_grant": (
+        "The code or refresh token is not valid for this client; start the authorization "
+        "again if it keeps failing."
+    ),
+    "unauthorized_client": "This client may not use that grant type.",
+    "unsupported_grant_type": "grant_type must be authorization_code or refresh_token.",
+    "invalid_scope": "The scope asks for more than the business granted this app.",
+}
 
 
 class TokenBody(dict[str, Any]):
@@ -95,12 +113,24 @@ class AuthServer(AuthorizationServer):
         """A token pair for the grant. A refresh asking for less than the grant still gets the
         grant's scope, and the response says so (RFC 6749 §5.1 lets the server choose)."""
         access, refresh = tokens.new_token_pair()
+        return self._body(user, access, refresh, self.settings.access_token_ttl_s)
+
+    def replayed(self, pair: tokens.Pair) -> TokenBody:
+        """The pair a refresh already produced, as its response said (expires_in as now left)."""
+        left_s = max(0, (pair.access_expires_at - now_us()) // 1_000_000)
+        return self._body(pair.record.grant, pair.access_token, pair.refresh_token, left_s)
+
+    def _body(self, grant: tokens.Grant, access: str, refresh: str, expires_in: int) -> TokenBody:
+        """A token response, naming the business that granted it (so one client serving many
+        gyms knows which this token reads)."""
         return TokenBody(
             access_token=access,
             token_type="Bearer",
-            expires_in=self.settings.access_token_ttl_s,
+            expires_in=expires_in,
             refresh_token=refresh,
-            scope=user.scope,
+            scope=grant.scope,
+            business_id=grant.business_id,
+            business_name=tenants.business_name(self.conn, business_id=grant.business_id),
         )
 
     def save_token(self, token: TokenBody, request: OAuthRequest) -> None:
@@ -147,6 +177,13 @@ class AuthServer(AuthorizationServer):
     def create_oauth2_request(self, request: OAuthRequest) -> OAuthRequest:
         """Requests arrive already adapted (see `requests.OAuthRequest`)."""
         return request
+
+    def handle_error_response(self, request: OAuthRequest | None, error: OAuth2Error) -> Reply:
+        """Every error says what to do: Authlib leaves some without an error_description."""
+        if not error.description:
+            error.description = _DESCRIPTIONS.get(error.error, _DESCRIPTIONS["invalid_request"])
+        reply: Reply = super().handle_error_response(request, error)
+        return reply
 
     def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Reply:
         return Reply(status, body or {}, dict(headers))

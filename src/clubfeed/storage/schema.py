@@ -177,6 +177,8 @@ oauth_tokens = Table(
     Column("refresh_hash", LargeBinary(32), nullable=False, unique=True),
     Column("access_expires_at", BigInteger, nullable=False),
     Column("refreshed_at", BigInteger, nullable=True),  # the refresh token was used (rotated)
+    # The pair that use produced, sealed under this refresh token (auth/tokens.py).
+    Column("successor_sealed", LargeBinary, nullable=True),
     Column("revoked_at", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
 )
