@@ -88,6 +88,10 @@ def test_a_lookup_by_ids_takes_a_limit_that_bounds_how_many_may_be_asked(api: Ap
     assert found.status_code == 200, found.text
     assert [r["id"] for r in found.json()["data"]] == ["c", "a"]
     assert found.json()["missing"] == ["zz"]
+    repeated = api.get("/v1/users/lookup", params=[("ids", "c"), ("ids", "a,zz")])
+    assert repeated.status_code == 200, repeated.text
+    assert [r["id"] for r in repeated.json()["data"]] == ["c", "a"]
+    assert repeated.json()["missing"] == ["zz"]
     over = api.get("/v1/users", params={"ids": "a,b,c", "limit": "2"})
     detail = assert_problem(over, 400, "bad-request", pointer="ids")["detail"]
     assert detail.startswith("ids lists 3 ids, more than limit (2)")

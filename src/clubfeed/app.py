@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 import clubfeed
 from clubfeed import catalogue
 from clubfeed.activity import Recorder
-from clubfeed.api import feed_routes, ingest_routes, openapi, schemas
+from clubfeed.api import feed_routes, ingest_routes, me_routes, openapi, schemas
 from clubfeed.console import routes as console_routes
 from clubfeed.errors import ClubfeedError
 from clubfeed.feed.cursor import CursorSigner, load_key
@@ -129,7 +129,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(Exception, problems.unexpected_error)
 
     app.include_router(health.router)
-    resource_routers = [
+    resource_routers = [me_routes.router] + [
         make(resource)
         for resource in catalogue.RESOURCES
         for make in (ingest_routes.router, feed_routes.router)

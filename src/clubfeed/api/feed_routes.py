@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from clubfeed.api import openapi, params
 from clubfeed.api.params import MAX_GET_IDS, MAX_LOOKUP_IDS
 from clubfeed.api.paths import RECORD_PATH
+from clubfeed.auth.guard import Reader
 from clubfeed.catalogue import Resource
 from clubfeed.errors import BadRequest, ErrorItem, InvalidInput, NotFound
 from clubfeed.feed import queries
@@ -105,7 +106,8 @@ def router(resource: Resource) -> APIRouter:
         cursor_signer = signer(request)
         meter = state(request).meter
 
-        def work(conn: Connection, business_id: int, _body: bytes) -> Response:
+        def work(conn: Connection, reader: Reader, _body: bytes) -> Response:
+            business_id = reader.business_id
             parsed = params.parse(resource, request.query_params)
             if parsed.ids is not None:
                 return _lookup_response(conn, business_id, resource, parsed.ids, meter)
@@ -131,9 +133,9 @@ def router(resource: Resource) -> APIRouter:
         async def lookup(request: Request) -> Response:
             meter = state(request).meter
 
-            def work(conn: Connection, business_id: int, body: bytes) -> Response:
+            def work(conn: Connection, reader: Reader, body: bytes) -> Response:
                 ids = ids_of(request, body)
-                return _lookup_response(conn, business_id, resource, ids, meter)
+                return _lookup_response(conn, reader.business_id, resource, ids, meter)
 
             return await as_reader(request, resource.name, work, with_body=with_body)
 
@@ -168,7 +170,8 @@ def router(resource: Resource) -> APIRouter:
     async def get_record(request: Request) -> Response:
         record_id: str = request.path_params["record_id"]
 
-        def work(conn: Connection, business_id: int, _body: bytes) -> Response:
+        def work(conn: Connection, reader: Reader, _body: bytes) -> Response:
+            business_id = reader.business_id
             if (problem := check_id(record_id, "record_id")) is not None:
                 raise BadRequest(problem.detail, [problem])
             found = queries.get_one(

@@ -91,6 +91,40 @@ def _read_security(resource: Resource) -> list[Schema]:
     ]
 
 
+def me_operation() -> Schema:
+    """GET /v1/me: who a pair of read credentials speaks for."""
+    named = {
+        "type": "object",
+        "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+        "required": ["id", "name"],
+        "additionalProperties": False,
+    }
+    body = {
+        "type": "object",
+        "properties": {
+            "integrator": named,
+            "business": named,
+            "channel": {"enum": ["shared_secret", "oauth"]},
+            "resources": {"type": "array", "items": {"type": "string"}},
+            "token_expires_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+        "required": ["integrator", "business", "channel", "resources", "token_expires_at"],
+        "additionalProperties": False,
+    }
+    return {
+        "description": (
+            "The integrator and business these credentials speak for, the channel (the "
+            "business's shared secret, or an OAuth access token it granted), the resources "
+            "they may read, and when the access token expires (null for a shared secret)."
+        ),
+        "security": [
+            {"integratorKey": [], "sharedSecret": []},
+            {"integratorKey": [], "oauth2": []},
+        ],
+        "responses": _limited({"200": _json(body, "Who is reading"), "401": _UNAUTHENTICATED}),
+    }
+
+
 def _query(name: str, description: str, schema: Schema) -> Schema:
     return {
         "name": name,
@@ -225,8 +259,8 @@ class ReadDocs:
         ids = {
             **_query(
                 "ids",
-                f"Up to {MAX_GET_IDS:,} comma-separated ids (and no more than limit, if sent). "
-                "An id holding a comma is looked up by POST.",
+                f"Up to {MAX_GET_IDS:,} ids, comma-separated or the parameter repeated (and no "
+                "more than limit, if sent). An id holding a comma is looked up by POST.",
                 {
                     "type": "array",
                     "items": LISTED_ID_SCHEMA,
@@ -260,6 +294,10 @@ class ReadDocs:
                     "401": _UNAUTHENTICATED,
                     "403": _OUT_OF_SCOPE,
                     "414": _problem("The query string is too long; look long id lists up by POST"),
+                    "431": _problem(
+                        "The request line and headers are over 128 KiB; look long id lists up "
+                        "by POST"
+                    ),
                 }
             ),
         }

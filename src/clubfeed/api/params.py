@@ -92,11 +92,13 @@ def _ids(raw: str, resource_name: str) -> list[str]:
     return ids
 
 
-def _check_names(params: QueryParams, allowed: tuple[str, ...], where: str) -> None:
+def _check_names(
+    params: QueryParams, allowed: tuple[str, ...], where: str, repeatable: tuple[str, ...] = ()
+) -> None:
     for name in params:
         if name not in allowed:
             raise _bad(f"Unknown parameter {name!r}; {where} accepts {', '.join(allowed)}.", name)
-        if len(params.getlist(name)) > 1:
+        if name not in repeatable and len(params.getlist(name)) > 1:
             raise _bad(f"Parameter {name!r} is given more than once.", name)
 
 
@@ -112,11 +114,16 @@ def _bounded_ids(raw: str, limit: int | None, resource_name: str) -> list[str]:
 
 
 def parse_lookup(resource: Resource, params: QueryParams) -> list[str]:
-    """The ids of `GET /v1/{resource}/lookup?ids=…` (and `limit`, which caps how many)."""
-    _check_names(params, LOOKUP, f"{resource.name}/lookup")
+    """The ids of `GET /v1/{resource}/lookup?ids=…` (and `limit`, which caps how many).
+
+    Comma-separated (`ids=a,b`, OpenAPI's explode: false) or repeated (`ids=a&ids=b`, as
+    many HTTP libraries send a list): either way each value is split at its commas.
+    """
+    _check_names(params, LOOKUP, f"{resource.name}/lookup", repeatable=("ids",))
     if "ids" not in params:
         raise _bad("ids is required: up to 1,000 comma-separated ids.", "ids")
-    return _bounded_ids(params["ids"], _limit(params.get("limit")), resource.name)
+    joined = ",".join(params.getlist("ids"))
+    return _bounded_ids(joined, _limit(params.get("limit")), resource.name)
 
 
 def parse(resource: Resource, params: QueryParams) -> ListParams:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from clubfeed import catalogue
 from clubfeed.auth import connections, credentials, tokens
 from clubfeed.errors import Forbidden, Unauthenticated
 
@@ -37,15 +38,19 @@ def _bearer(headers: Mapping[str, str], what: str) -> str:
 
 @dataclass(frozen=True)
 class Reader:
-    """An authenticated reader: which business, which integrator, and how it got in."""
+    """An authenticated reader: which business, which integrator, how it got in, what it
+    may read, and (with an access token) until when."""
 
     business_id: int
     integrator_id: int
     via: str
+    resources: tuple[str, ...] = catalogue.NAMES
+    expires_at_us: int | None = None
 
 
-def reader(conn: Connection, headers: Mapping[str, str], resource: str) -> Reader:
-    """Who may read `resource`; Unauthenticated unless both credentials are right.
+def reader(conn: Connection, headers: Mapping[str, str], resource: str | None) -> Reader:
+    """Who may read `resource` (None: any, as /v1/me asks); Unauthenticated unless both
+    credentials are right.
 
     An access token answers only with the key of the integrator it was issued to,
     only for the business that granted it, and only for the resources it covers.
@@ -82,21 +87,25 @@ def reader(conn: Connection, headers: Mapping[str, str], resource: str) -> Reade
     return Reader(business_id, integrator_id, connections.VIA_SHARED_SECRET)
 
 
-def _token_reader(conn: Connection, token: str, integrator_id: int, resource: str) -> Reader:
-    grant = tokens.find_access(conn, token)
-    if grant is None or grant.integrator_id != integrator_id:
+def _token_reader(conn: Connection, token: str, integrator_id: int, resource: str | None) -> Reader:
+    access = tokens.find_access(conn, token)
+    if access is None or access.grant.integrator_id != integrator_id:
         raise Unauthenticated(
             "The access token is not valid: it expired (refresh it), was revoked, or was "
             "issued to another integrator.",
             rejected=True,
         )
-    if resource not in grant.scope.split():
+    granted = access.grant.scope.split()
+    scope = tuple(name for name in catalogue.NAMES if name in granted)
+    if resource is not None and resource not in scope:
         raise Forbidden(
-            f"This access token may read {', '.join(grant.scope.split())}, not {resource}; "
+            f"This access token may read {', '.join(scope)}, not {resource}; "
             "ask the business to approve a wider scope.",
             scope=resource,
         )
-    return Reader(grant.business_id, integrator_id, connections.VIA_OAUTH)
+    return Reader(
+        access.grant.business_id, integrator_id, connections.VIA_OAUTH, scope, access.expires_at
+    )
 
 
 def writer(conn: Connection, headers: Mapping[str, str]) -> int:

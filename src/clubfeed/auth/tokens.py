@@ -306,7 +306,15 @@ def spend_refresh(
     return True
 
 
-def find_access(conn: Connection, token: str) -> Grant | None:
+@dataclass(frozen=True)
+class Access:
+    """What a live access token speaks for, and until when (µs)."""
+
+    grant: Grant
+    expires_at: int
+
+
+def find_access(conn: Connection, token: str) -> Access | None:
     """The grant a live access token speaks for, or None (unknown, expired or revoked)."""
     row = conn.execute(
         _token_query().where(oauth_tokens.c.access_hash == token_hash(token))
@@ -315,7 +323,7 @@ def find_access(conn: Connection, token: str) -> Grant | None:
         return None
     if row.access_expires_at <= now_us():
         return None
-    return _grant(row)
+    return Access(_grant(row), row.access_expires_at)
 
 
 def find_for_revocation(conn: Connection, token: str, integrator_id: int) -> Revocable | None:

@@ -30,12 +30,12 @@ T = TypeVar("T")
 
 async def as_reader(
     request: Request,
-    resource: str,
-    work: Callable[[Connection, int, bytes], T],
+    resource: str | None,
+    work: Callable[[Connection, guard.Reader, bytes], T],
     *,
     with_body: bool = False,
 ) -> T:
-    """Authenticate the reader of `resource`, then run `work(conn, business_id, body)`.
+    """Authenticate the reader of `resource` (None: of any), then run `work(conn, reader, body)`.
 
     Without a body, authentication and the work share one pooled connection.
     """
@@ -66,7 +66,7 @@ async def as_reader(
             reader = who or _noted(request, admit(conn))
             status = 200
             try:
-                return work(conn, reader.business_id, body)
+                return work(conn, reader, body)
             except ClubfeedError as exc:
                 status = status_for(exc)
                 raise
