@@ -294,7 +294,7 @@ SERVER_FIELDS = ("created_at", "modified_at", "deleted")
 """Fields the server owns: accepted in a write (so a record read can be written back) and ignored."""
 
 MAX_ID_LENGTH = 64
-RESERVED_IDS = ("batch", "lookup")
+RESERVED_IDS = ("batch", "lookup", "summary")
 """Path segments that name endpoints (`/v1/users/batch`), so they cannot be record ids."""
 
 

@@ -20,7 +20,7 @@ from clubfeed.api.paths import RECORD_PATH
 from clubfeed.auth.guard import Reader
 from clubfeed.catalogue import Resource
 from clubfeed.errors import BadRequest, ErrorItem, InvalidInput, NotFound
-from clubfeed.feed import queries
+from clubfeed.feed import queries, summary
 from clubfeed.ingest.validate import RecordId, check_id, decode
 from clubfeed.timefmt import format_us
 from clubfeed.web.callers import as_reader
@@ -75,6 +75,20 @@ def _page_response(request: Request, page: queries.Page) -> Response:
     if page.next_cursor is not None:
         headers["Link"] = next_page_link(request, page.next_cursor)
     return Response(body, headers=headers, media_type=JSON)
+
+
+def _summary_body(found: summary.Summary) -> dict[str, object]:
+    body: dict[str, object] = {
+        "count": found.whole.count,
+        "checksum": summary.checksum_text(found.whole.checksum),
+        "consistent_until": format_us(found.consistent_until_us),
+    }
+    if found.buckets is not None:
+        body["buckets"] = [
+            {"count": part.count, "checksum": summary.checksum_text(part.checksum)}
+            for part in found.buckets
+        ]
+    return body
 
 
 def entity_tag(body: str) -> str:
@@ -140,6 +154,26 @@ def router(resource: Resource) -> APIRouter:
             return await as_reader(request, resource.name, work, with_body=with_body)
 
         return lookup
+
+    @api.get(
+        "/summary",
+        response_class=Response,
+        openapi_extra=docs.summary_operation(),
+        summary=f"Count and checksum the live {resource.name}, whole or in id buckets",
+        operation_id=f"summarize{resource.type_name}",
+    )
+    async def summarize(request: Request) -> Response:
+        def work(conn: Connection, reader: Reader, _body: bytes) -> Response:
+            buckets = params.parse_buckets(resource, request.query_params)
+            # One snapshot for the clock and the sums: end what authentication began.
+            conn.rollback()
+            conn.execution_options(**summary.snapshot_options(conn))
+            found = summary.summarize(
+                conn, business_id=reader.business_id, resource=resource, buckets=buckets
+            )
+            return Response(msgspec.json.encode(_summary_body(found)), media_type=JSON)
+
+        return await as_reader(request, resource.name, work)
 
     api.get(
         "/lookup",

@@ -302,6 +302,55 @@ class ReadDocs:
             ),
         }
 
+    def summary_operation(self) -> Schema:
+        r = self.resource
+        counted: Schema = {
+            "count": {"type": "integer", "minimum": 0},
+            "checksum": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+        }
+        part = {
+            "type": "object",
+            "properties": counted,
+            "required": ["count", "checksum"],
+            "additionalProperties": False,
+        }
+        body = {
+            "type": "object",
+            "properties": {
+                **counted,
+                "consistent_until": {"type": "string", "format": "date-time"},
+                "buckets": {"type": "array", "items": part},
+            },
+            "required": ["count", "checksum", "consistent_until"],
+            "additionalProperties": False,
+        }
+        buckets = _query(
+            "buckets",
+            "Also count and checksum each of this many id buckets (a power of two up to "
+            "65,536), in bucket order",
+            {"type": "integer", "minimum": 1, "maximum": 65_536},
+        )
+        return {
+            "description": (
+                "The count and checksum of the live records at one consistent point "
+                "(consistent_until), to check a copy without a transfer. A record's hash is "
+                "the first 8 bytes (big-endian) of SHA-256 over its id, a newline and its "
+                "modified_at as served (UTF-8); the checksum is the sum of the hashes modulo "
+                "2^64 as 16 hex digits. A record's bucket of N is the first 2 bytes "
+                "(big-endian) of SHA-256 over its id, shifted right by 16 - log2(N)."
+            ),
+            "security": _read_security(r),
+            "parameters": [buckets],
+            "responses": _limited(
+                {
+                    "200": _json(body, "The live records' count and checksum"),
+                    "400": _problem("buckets is not a power of two up to 65,536"),
+                    "401": _UNAUTHENTICATED,
+                    "403": _OUT_OF_SCOPE,
+                }
+            ),
+        }
+
     def lookup_operation(self) -> Schema:
         r = self.resource
         body = {

@@ -10,6 +10,7 @@ from starlette.datastructures import QueryParams
 from clubfeed.catalogue import Resource
 from clubfeed.errors import BadRequest, ErrorItem
 from clubfeed.feed.queries import ListQuery
+from clubfeed.feed.summary import MAX_BUCKETS
 from clubfeed.ingest.validate import check_id
 from clubfeed.timefmt import LAST_INSTANT_US, parse_instant
 
@@ -18,6 +19,7 @@ MAX_GET_IDS = 1_000
 MAX_LOOKUP_IDS = 10_000
 COMMON = ("limit", "cursor", "ids", "modified_since", "modified_after", "modified_before")
 LOOKUP = ("ids", "limit")
+SUMMARY = ("buckets",)
 
 
 @dataclass(frozen=True)
@@ -158,3 +160,20 @@ def parse(resource: Resource, params: QueryParams) -> ListParams:
         cursor=params.get("cursor"),
         ids=ids,
     )
+
+
+def parse_buckets(resource: Resource, params: QueryParams) -> int | None:
+    """`buckets` of `GET /v1/{resource}/summary`: a power of two up to 65,536, or None."""
+    _check_names(params, SUMMARY, f"{resource.name}/summary")
+    raw = params.get("buckets")
+    if raw is None:
+        return None
+    if (
+        not re.fullmatch(r"[0-9]{1,5}", raw)
+        or int(raw) & (int(raw) - 1)
+        or not 1 <= int(raw) <= MAX_BUCKETS
+    ):
+        raise _bad(
+            f"buckets must be a power of two from 1 to {MAX_BUCKETS:,}; got {raw!r}.", "buckets"
+        )
+    return int(raw)

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, select
 from clubfeed import catalogue
 from clubfeed.catalogue import Resource
 from clubfeed.errors import ErrorItem, InvalidInput, NotFound
-from clubfeed.feed import clock
+from clubfeed.feed import clock, summary
 from clubfeed.ingest import idempotency
 from clubfeed.ingest.idempotency import StoredResponse
 from clubfeed.ingest.render import (
@@ -175,6 +175,7 @@ def apply_changes(
             modified_at=tick.us,
             deleted_at=None,
             body=body,
+            **summary.row_columns(record_id, tick.us),
         )
         changes.bodies[record_id] = body
         written.append(row)
@@ -198,6 +199,7 @@ def apply_changes(
                 "modified_at": tick.us,
                 "deleted_at": tick.us,
                 "body": body,
+                **summary.row_columns(record_id, tick.us),
             }
         )
         changes.deleted.append(record_id)
@@ -253,6 +255,7 @@ def _rerender_local_times(
                     "modified_at": modified_us,
                     "deleted_at": None,
                     "body": body,
+                    **summary.row_columns(record_id, modified_us),
                 }
                 for i, (record_id, body) in enumerate(changed)
             ],

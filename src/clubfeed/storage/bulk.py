@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from clubfeed.storage.engine import is_sqlite
 
 _KEYS = ("business_id", "id")
-STAMP_COLUMNS = ("change_seq", "modified_at", "deleted_at", "body")
+STAMP_COLUMNS = ("change_seq", "modified_at", "deleted_at", "body", "sum_hi", "sum_lo", "id_bucket")
 
 
 @cache

@@ -38,6 +38,8 @@ FACTORY = "clubfeed.app:app_from_env"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # httptools buffers a head whole, however long: bound it (the longest query is 60 KiB).
 MAX_HEAD_BYTES = 128 * 1024
+# httptools parses a URL with 16-bit offsets.
+MAX_URL_BYTES = 65_535
 # File descriptors a process needs beyond its client connections: database pool, logs, files.
 SPARE_FDS = 256
 
@@ -92,7 +94,8 @@ class EdgeProtocol(HttpToolsProtocol):
     request begins where the parser says so, not at the first byte after a response:
     an endpoint may answer before its body has arrived, and the rest of that body is
     still that request's. A head over MAX_HEAD_BYTES gets 431, since httptools would
-    buffer it without end.
+    buffer it without end. A URL over MAX_URL_BYTES gets 414, where httptools' URL parser
+    (16-bit offsets) would fail and uvicorn answer a plain-text 400.
     Requests beyond the connection limit get a problem+json 503 with Retry-After,
     not uvicorn's plain-text one. On shutdown, a request whose body has still not
     arrived when the grace ends gets a 503 too, where uvicorn would cancel it into a
@@ -109,6 +112,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self.head_timer: asyncio.TimerHandle | None = None
         self.head_bytes = 0  # received while a head is incomplete
         self.head_size = 0  # of the current head, as parsed
+        self.url_size = 0  # of the current request's URL, as parsed
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -132,12 +136,16 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.head_size = 0
+        self.url_size = 0
         if self.head_timer is None:
             self._await_head()
 
     def on_url(self, url: bytes) -> None:
-        super().on_url(url)
+        self.url_size += len(url)
         self.head_size += len(url)
+        # Past the limit the rest is dropped and the request answered 414 (below).
+        if self.url_size <= MAX_URL_BYTES:
+            super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         super().on_header(name, value)
@@ -148,6 +156,9 @@ class EdgeProtocol(HttpToolsProtocol):
         limit = self.max_connections
         if self.head_size > MAX_HEAD_BYTES:
             self.app = _head_too_large
+        elif self.url_size > MAX_URL_BYTES:
+            self.url = b"/"
+            self.app = _url_too_long
         elif limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit):
             self.app = _busy
         else:
@@ -203,6 +214,16 @@ _HEAD_TOO_LARGE = problem_response(
 )
 
 
+_URL_TOO_LONG = problem_response(
+    414,
+    "URI too long",
+    f"The URL is over {MAX_URL_BYTES:,} bytes; send long id lists to POST "
+    "/v1/<resource>/lookup instead.",
+    slug="uri-too-long",
+    headers={"Connection": "close"},
+)
+
+
 def _raw(response: Response) -> bytes:
     """The response as bytes on the wire, for a connection the app no longer answers on."""
     status = HTTPStatus(response.status_code)
@@ -226,6 +247,7 @@ def _answer(response: Response) -> ASGI3Application:
 
 _busy = _answer(_BUSY)
 _head_too_large = _answer(_HEAD_TOO_LARGE)
+_url_too_long = _answer(_URL_TOO_LONG)
 
 
 def config(app: Any, settings: Settings, *, host: str, port: int, **options: Any) -> EdgeConfig:
