@@ -27,6 +27,9 @@ NOTES = (
     "in flight. Reads follow a VACUUM ANALYZE on PostgreSQL (what autovacuum soon does).",
     "Compression: the first page asked with Accept-Encoding zstd, br or gzip, timed like the "
     "uncompressed one in the same interleaved rounds (request sent to last byte read).",
+    "Summaries: feed.summary.summarize of the measured business's check-ins (REPEATABLE "
+    "READ on PostgreSQL), against SELECT count(*) of the same rows, in the benchmark's "
+    "process on pooled connections, interleaved.",
 )
 
 
@@ -50,6 +53,8 @@ def ratios(outcome: Outcome) -> dict[str, float]:
             f"identity/{coding} bytes": outcome.reads.page_bytes / size
             for coding, size in outcome.reads.compressed_bytes.items()
         },
+        "summary/count": outcome.reads.summaries["summary"].p50
+        / outcome.reads.summaries["count(*)"].p50,
     }
 
 
@@ -65,6 +70,7 @@ def targets(outcome: Outcome) -> list[Target]:
         Target("page ÷ gzip page (bytes)", r["identity/gzip bytes"], 8, False, "×"),
         Target("zstd page ÷ page (p50 time)", r["zstd/identity time"], 1.3, True, "×"),
         Target("gzip page ÷ page (p50 time)", r["gzip/identity time"], 2, True, "×"),
+        Target("summary ÷ SELECT count(*) (p50)", r["summary/count"], 3, True, "×"),
     ]
     if outcome.backend == "postgresql":
         found.append(
@@ -131,6 +137,10 @@ def figures(outcome: Outcome) -> list[tuple[str, str]]:
         ("typical app RSS: now / peak", _mib(reads.typical_rss_mib)),
         ("page size", f"{reads.page_bytes / 1_000_000:,.2f} MB"),
     ]
+    for name, spread in reads.summaries.items():
+        rows.append(
+            (f"{name} of {outcome.rows:,}, p50 / p95", f"{spread.p50:,.1f} / {spread.p95:,.1f} ms")
+        )
     for coding in CODINGS:
         rows.append(
             (
@@ -200,6 +210,7 @@ def as_json(outcome: Outcome) -> dict[str, object]:
         "deep_page_after_records": reads.deep_after_records,
         "page_bytes": reads.page_bytes,
         "compressed_bytes": reads.compressed_bytes,
+        "summaries_ms": {name: {"p50": s.p50, "p95": s.p95} for name, s in reads.summaries.items()},
         "ratios": ratios(outcome),
         "transfer_records_per_s": reads.transfer_records_per_s,
         "transfer_runs_records_per_s": [t.records_per_s for t in reads.transfers],

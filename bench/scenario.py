@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from sqlalchemy import Connection, text
 
 from bench import databases, dataset, load, measure, servers, small, verify
 from bench.baselines import DatabaseJson, PostgresJson, SqliteJson
 from bench.client import BenchError, Http
+from clubfeed import catalogue
+from clubfeed.feed import summary
+from clubfeed.storage.engine import make_engine, read_connection
 
 TRANSFERS = 3
 READERS = 4
@@ -38,6 +44,8 @@ class Reads:
     page_bytes: int
     # The first page's bytes on the wire in each coding.
     compressed_bytes: dict[str, int]
+    # "summary", "summary 1024 buckets" and "count(*)" of the measured business, in-process.
+    summaries: dict[str, measure.Spread]
     pages: dict[str, measure.Spread]
     transfers: list[measure.Transfer]
     concurrent: measure.Concurrent
@@ -94,6 +102,10 @@ def run(backend: str, options: Options, console: Console, workdir: Path) -> Outc
                 servers.typical(url, workdir) as typical,
             ):
                 reads = _reads(options, console, ours, typical, database_json, headers)
+            console.print("summaries against SELECT count(*), in this process")
+            reads = dataclasses.replace(
+                reads, summaries=_time_summaries(url, measured.business_id, options)
+            )
         finally:
             database_json.close()
         # Last: its PUTs change the measured business, which the checks above compare.
@@ -108,6 +120,48 @@ def run(backend: str, options: Options, console: Console, workdir: Path) -> Outc
             seed=options.seed,
         )
     return Outcome(backend, version, options.rows, ingest, ingest_rss, reads, smalls)
+
+
+def _time_summaries(url: str, business_id: int, options: Options) -> dict[str, measure.Spread]:
+    """clubfeed's summary (whole, and in 1,024 buckets) and a bare count(*) of the same rows,
+    each on its own pooled connection and transaction, interleaved."""
+    engine = make_engine(url)
+    checkins = catalogue.get("checkins")
+
+    def timed(work: Callable[[Connection], object], snapshot: bool) -> Callable[[], float]:
+        def run() -> float:
+            with read_connection(engine) as conn:
+                if snapshot:
+                    conn.execution_options(**summary.snapshot_options(conn))
+                started = time.perf_counter()
+                work(conn)
+                return time.perf_counter() - started
+
+        return run
+
+    count_sql = text(f"SELECT count(*) FROM {checkins.table} WHERE business_id = :b")
+    try:
+        return measure.interleaved(
+            {
+                "summary": timed(
+                    lambda c: summary.summarize(c, business_id=business_id, resource=checkins),
+                    True,
+                ),
+                "summary 1024 buckets": timed(
+                    lambda c: summary.summarize(
+                        c, business_id=business_id, resource=checkins, buckets=1024
+                    ),
+                    True,
+                ),
+                "count(*)": timed(
+                    lambda c: c.execute(count_sql, {"b": business_id}).scalar(), False
+                ),
+            },
+            options.runs,
+            options.seed,
+        )
+    finally:
+        engine.dispose()
 
 
 @dataclass(frozen=True)
@@ -231,6 +285,7 @@ def _reads(
         deep_after_records=pages.deep_after,
         page_bytes=page_bytes,
         compressed_bytes=compressed_bytes,
+        summaries={},
         pages=spreads,
         transfers=transfers,
         concurrent=concurrent,

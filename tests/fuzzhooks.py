@@ -6,7 +6,8 @@ page, `ids` are no more than `limit`, `modified_since` and `modified_after` are 
 both sent, `modified_before` lies after either, which lies no later than the
 business's consistent_until (410 history-rewound otherwise), datetimes lie
 between 0001-01-02 and 9999-12-30, a decimal has at most 100 digits written out,
-references name records that exist (so those records are never deleted), a PUT
+references name records that exist (so those records are never deleted), a time zone is
+an IANA name, no key or string of `extra` holds NUL, a PUT
 body's id is the URL's, a batch's items
 number at most 10,000 and no id appears twice in it, an Idempotency-Key is never
 reused for another request. Negative cases go as generated. (Schemathesis applies
@@ -32,9 +33,10 @@ from schemathesis import GenerationMode
 from clubfeed import catalogue
 from clubfeed.catalogue import Kind, Resource
 from clubfeed.ingest.validate import MAX_BATCH, MAX_DECIMAL_DIGITS
-from clubfeed.timefmt import out_of_range
+from clubfeed.timefmt import iana_names, out_of_range
 
 REFS: dict[str, str] = json.loads(os.environ.get("CLUBFEED_FUZZ_REFS", "{}"))
+IANA = iana_names()
 HELD_UNTIL = datetime.fromisoformat(
     os.environ.get("CLUBFEED_FUZZ_HELD_UNTIL", "1970-01-01T00:00:00+00:00")
 )
@@ -91,11 +93,28 @@ def _breaks_rules(resource: Resource, record: object) -> bool:
     return False
 
 
+def _without_nul(value: Any) -> Any:
+    """`value` with NUL taken out of every key and string (PostgreSQL text cannot hold it)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
+
+
 def _point_references(resource: Resource, record: object) -> None:
+    """References name records that exist; extra holds no NUL; zones are IANA names."""
     if isinstance(record, dict):
         for field in resource.fields:
             if field.kind is Kind.REF and field.ref in REFS and record.get(field.name) is not None:
                 record[field.name] = REFS[field.ref]
+            if field.kind is Kind.TIMEZONE and record.get(field.name) not in IANA:
+                record[field.name] = "America/New_York"
+        for name in ("extra", *catalogue.SERVER_FIELDS):
+            if name in record:
+                record[name] = _without_nul(record[name])
 
 
 def _fit_query(query: dict[str, Any]) -> None:

@@ -34,17 +34,25 @@ COMMON_PARAMETERS = [
 RESPONSES = {
     ("", "get"): {"200", "400", "401", "403", "410", "414", "429", "503"},
     ("/lookup", "get"): {"200", "400", "401", "403", "414", "429", "431", "503"},
+    ("/summary", "get"): {"200", "400", "401", "403", "429", "503"},
     ("/lookup", "post"): {"200", "400", "401", "403", "413", "422", "429", "503"},
     ("/{record_id}", "get"): {"200", "304", "400", "401", "403", "404", "429", "503"},
     ("/{record_id}", "put"): {"200", "201", "400", "401", "413", "422", "429", "503"},
     ("/{record_id}", "delete"): {"200", "400", "401", "404", "422", "429", "503"},
     ("/batch", "post"): {"200", "400", "401", "413", "422", "429", "503"},
 }
-READS = {("", "get"), ("/lookup", "get"), ("/lookup", "post"), ("/{record_id}", "get")}
+READS = {
+    ("", "get"),
+    ("/lookup", "get"),
+    ("/lookup", "post"),
+    ("/summary", "get"),
+    ("/{record_id}", "get"),
+}
 OPERATION_IDS = {
     ("", "get"): "list{many}",
     ("/lookup", "get"): "lookup{many}",
     ("/lookup", "post"): "lookup{many}ByBody",
+    ("/summary", "get"): "summarize{many}",
     ("/{record_id}", "get"): "get{one}",
     ("/{record_id}", "put"): "put{one}",
     ("/{record_id}", "delete"): "delete{one}",
@@ -155,10 +163,10 @@ def test_every_route_is_documented_with_its_methods(document: Document, db_url: 
         (path, method) for path, operations in document["paths"].items() for method in operations
     }
     assert served == documented
-    # /healthz, /readyz, /v1/me, seven per resource, and OAuth's authorize (GET, and the
+    # /healthz, /readyz, /v1/me, eight per resource, and OAuth's authorize (GET, and the
     # consent form's POST), token, revoke and metadata; and a HEAD for each of the
-    # 5 + 3 * 12 GETs.
-    assert len(served) == 3 + 7 * len(catalogue.RESOURCES) + 5 + 5 + 3 * len(catalogue.RESOURCES)
+    # 5 + 4 * 12 GETs.
+    assert len(served) == 3 + 8 * len(catalogue.RESOURCES) + 5 + 5 + 4 * len(catalogue.RESOURCES)
     operation_ids = [op["operationId"] for ops in document["paths"].values() for op in ops.values()]
     assert len(operation_ids) == len(set(operation_ids))
 

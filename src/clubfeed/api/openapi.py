@@ -179,7 +179,7 @@ class ReadDocs:
 
     def __init__(self, resource: Resource) -> None:
         self.resource = resource
-        self.list_summary = f"List {resource.name}: complete transfer, modified range, or ids"
+        self.list_summary = f"List {resource.name}: complete transfer or modified range"
 
     def list_operation(self) -> Schema:
         r = self.resource
@@ -328,7 +328,7 @@ class ReadDocs:
             "buckets",
             "Also count and checksum each of this many id buckets (a power of two up to "
             "65,536), in bucket order",
-            {"type": "integer", "minimum": 1, "maximum": 65_536},
+            {"type": "integer", "enum": [1 << k for k in range(17)]},
         )
         return {
             "description": (
