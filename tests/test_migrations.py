@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 
@@ -10,9 +11,12 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from clubfeed import catalogue
-from clubfeed.storage.engine import make_engine, write_transaction
+from clubfeed.auth import credentials
+from clubfeed.feed import summary
+from clubfeed.storage.engine import make_engine, read_connection, write_transaction
 from clubfeed.storage.migrate import head_revision, upgrade
 from clubfeed.storage.schema import metadata
+from clubfeed.timefmt import format_us
 from tests.factories import Api, record
 from tests.problemkit import changes_since, consistent_until
 
@@ -107,3 +111,54 @@ def test_an_upgrade_waits_its_turn_behind_a_writer(tmp_path: Path) -> None:
         assert version == head_revision()
     finally:
         engine.dispose()
+
+
+def test_0009_gives_rows_already_stored_their_summary_columns(tmp_path: Path) -> None:
+    """Rows written before 0009 are summed exactly as the README's client would sum them."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'before-0009.db'}")
+    try:
+        upgrade(engine, "0008")
+        with write_transaction(engine) as conn:
+            business = credentials.create_business(conn, "Old Gym").id
+            columns = inspect(conn).get_columns("users")
+            stamps = {"u1": 1_700_000_000_000_001, "u2": 1_700_000_000_500_000, "u3": 42}
+            for seq, (record_id, modified) in enumerate(stamps.items(), start=1):
+                row: dict[str, object] = {
+                    c["name"]: "x"
+                    if "CHAR" in str(c["type"]).upper() or "TEXT" in str(c["type"]).upper()
+                    else 0
+                    for c in columns
+                    if not c["nullable"]
+                }
+                row.update(
+                    business_id=business,
+                    id=record_id,
+                    change_seq=seq,
+                    modified_at=modified,
+                    created_at=modified,
+                    body="{}",
+                    extra="{}",
+                    deleted_at=modified if record_id == "u3" else None,
+                )
+                names = ", ".join(row)
+                conn.execute(
+                    text(f"INSERT INTO users ({names}) VALUES ({', '.join(':' + n for n in row)})"),
+                    row,
+                )
+        upgrade(engine)
+        with read_connection(engine) as conn:
+            found = summary.summarize(
+                conn, business_id=business, resource=catalogue.get("users"), buckets=2
+            )
+    finally:
+        engine.dispose()
+    live = {"u1": stamps["u1"], "u2": stamps["u2"]}
+    hashes = {
+        i: int.from_bytes(hashlib.sha256(f"{i}\n{format_us(m)}".encode()).digest()[:8], "big")
+        for i, m in live.items()
+    }
+    assert found.whole == summary.Part(2, sum(hashes.values()) % 2**64)
+    halves = [0, 0]
+    for record_id, value in hashes.items():
+        halves[hashlib.sha256(record_id.encode()).digest()[0] >> 7] += value
+    assert [p.checksum for p in found.buckets or []] == [h % 2**64 for h in halves]
