@@ -122,8 +122,11 @@ def _fit_query(query: dict[str, Any]) -> None:
     if "ids" in query:
         ids = query["ids"]
         # Within the 60 KiB query string the description states in words.
-        while isinstance(ids, list) and len(ids) > 1 and len(",".join(map(_encoded, ids))) > 60_000:
-            ids.pop()
+        listed = ids if isinstance(ids, list) else str(ids).split(",")
+        while len(listed) > 1 and len(",".join(map(_encoded, listed))) > 50_000:
+            listed.pop()
+        if not isinstance(ids, list):
+            query["ids"] = ",".join(listed)
         limit = query.get("limit")
         asked = len(ids) if isinstance(ids, list) else str(ids).count(",") + 1
         if limit is not None and (not str(limit).isdigit() or int(limit) < asked):
