@@ -250,13 +250,15 @@ def _resource_table(resource: Resource) -> Table:
         table.c.modified_at,
         table.c.change_seq,
     )
-    # Live rows only, covering what a summary sums: it never reads the table.
+    # Live rows only, covering what a summary reads (deleted_at included, NULL throughout,
+    # or SQLite reads the table to check it): a summary never reads the table.
     Index(
         f"ix_{name}_live_summary",
         table.c.business_id,
         table.c.id_bucket,
         table.c.sum_hi,
         table.c.sum_lo,
+        table.c.deleted_at,
         sqlite_where=table.c.deleted_at.is_(None),
         postgresql_where=table.c.deleted_at.is_(None),
     )

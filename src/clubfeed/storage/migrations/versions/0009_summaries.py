@@ -68,7 +68,7 @@ def upgrade() -> None:
         op.create_index(
             f"ix_{table}_live_summary",
             table,
-            ["business_id", "id_bucket", "sum_hi", "sum_lo"],
+            ["business_id", "id_bucket", "sum_hi", "sum_lo", "deleted_at"],
             unique=False,
             sqlite_where=sa.text("deleted_at IS NULL"),
             postgresql_where=sa.text("deleted_at IS NULL"),
