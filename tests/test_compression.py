@@ -7,7 +7,9 @@ library, so a test fails if the server mislabels, truncates or skips compression
 from __future__ import annotations
 
 import gzip
+import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import brotli
 import httpx
@@ -16,6 +18,7 @@ import zstandard
 from sqlalchemy import Engine
 
 from clubfeed.settings import Settings
+from clubfeed.web import compression
 from clubfeed.web.compression import MIN_BYTES, choose, parse_codings
 from tests.conftest import Server
 from tests.factories import Api, record
@@ -102,9 +105,12 @@ def test_a_compressed_record_keeps_a_strong_etag_of_its_own(api: Api) -> None:
     packed = _raw(api, "/v1/users/big", "zstd")
     tag = plain.headers["etag"]
     assert packed.headers["etag"] == tag[:-1] + '-zstd"'
-    for sent in (tag, packed.headers["etag"]):
+    for sent in (tag, packed.headers["etag"], f"W/{packed.headers['etag']}"):
         again = _raw(api, "/v1/users/big", "zstd", **{"If-None-Match": sent})
         assert again.status_code == 304 and again.content == b""
+        # The 304 names the representation the client holds, and what it varies by.
+        assert again.headers["etag"] == sent.removeprefix("W/")
+        assert again.headers["vary"] == "Accept-Encoding"
 
 
 def test_head_names_the_length_the_get_would_send(api: Api, page_path: str) -> None:
@@ -137,3 +143,12 @@ def test_compression_off_sends_every_body_as_it_is(
 def test_an_unknown_coding_in_the_setting_is_refused(value: str) -> None:
     with pytest.raises(ValueError, match="CLUBFEED_COMPRESSION"):
         parse_codings(value)
+
+
+def test_zstd_compresses_from_many_threads_at_once() -> None:
+    """Large bodies are compressed in the thread pool: a compressor shared across threads
+    crashed the process, so each thread must have its own."""
+    body = json.dumps([record("users", f"u{i}") for i in range(2_000)]).encode()
+    with ThreadPoolExecutor(8) as pool:
+        packed = list(pool.map(lambda _: compression._compress_zstd(body), range(64)))
+    assert all(DECODERS["zstd"](p) == body for p in packed)

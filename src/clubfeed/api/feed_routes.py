@@ -96,12 +96,21 @@ def entity_tag(body: str) -> str:
     return '"' + hashlib.blake2b(body.encode(), digest_size=16).hexdigest() + '"'
 
 
-def _none_match(header: str | None, tag: str) -> bool:
-    """Whether If-None-Match names `tag` (by weak comparison, as RFC 9110 §13.1.2 asks) or is *."""
+def _none_match(header: str | None, tag: str) -> str | None:
+    """The entity tag of If-None-Match that names `tag` (by weak comparison, as RFC 9110
+    §13.1.2 asks, in any content coding), `tag` itself for *, or None.
+
+    A 304 repeats the tag the client holds: that of the representation, compressed or
+    not, that it was sent.
+    """
     if header is None:
-        return False
-    listed = {identity_tag(t.strip().removeprefix("W/")) for t in header.split(",")}
-    return "*" in listed or tag in listed
+        return None
+    for sent in (t.strip() for t in header.split(",")):
+        if sent == "*":
+            return tag
+        if identity_tag(sent.removeprefix("W/")) == tag:
+            return sent.removeprefix("W/")
+    return None
 
 
 def router(resource: Resource) -> APIRouter:
@@ -220,8 +229,9 @@ def router(resource: Resource) -> APIRouter:
                     "range queries return its tombstone."
                 )
             tag = entity_tag(body)
-            if _none_match(request.headers.get("if-none-match"), tag):
-                return Response(status_code=304, headers={"ETag": tag})
+            held = _none_match(request.headers.get("if-none-match"), tag)
+            if held is not None:
+                return Response(status_code=304, headers={"ETag": held, "Vary": "Accept-Encoding"})
             state(request).meter.served(resource.name, 1)
             return Response(body.encode(), headers={"ETag": tag}, media_type=JSON)
 

@@ -15,6 +15,7 @@ as a suffix (`"…-zstd"`); `identity_tag` takes it off again to compare.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Final
 
@@ -32,11 +33,16 @@ CODINGS: Final = ("zstd", "br", "gzip")
 """What the server offers, in its order of preference when the client ranks them equal."""
 
 _JSON_TYPES = (b"application/json", b"application/problem+json")
-_zstd = zstandard.ZstdCompressor(level=1)
+# A ZstdCompressor must not be used by two threads at once (it releases the GIL while it
+# works: shared, concurrent large pages crashed the process), so each thread has its own.
+_zstd = threading.local()
 
 
 def _compress_zstd(body: bytes) -> bytes:
-    return _zstd.compress(body)
+    compressor: zstandard.ZstdCompressor | None = getattr(_zstd, "compressor", None)
+    if compressor is None:
+        compressor = _zstd.compressor = zstandard.ZstdCompressor(level=1)
+    return compressor.compress(body)
 
 
 def _compress_br(body: bytes) -> bytes:

@@ -105,7 +105,7 @@ def _allowed_methods(request: Request) -> str:
     for route in iter_route_contexts(request.app.routes):
         if route.path and route.methods and compile_path(route.path)[0].match(request.url.path):
             methods |= route.methods
-    return ", ".join(sorted(with_head(methods)))
+    return ", ".join(sorted(with_head(methods, request.url.path)))
 
 
 async def body_too_large(_request: Request, exc: Exception) -> Response:
