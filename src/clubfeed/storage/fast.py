@@ -12,6 +12,8 @@ tells which mean "unavailable").
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -40,19 +42,34 @@ def fetch_tuples(
     args: Any = (
         tuple(bound[name] for name in compiled.positiontup or ()) if compiled.positional else bound
     )
+    with _driver_cursor(conn, compiled.string, args) as cursor:
+        cursor.execute(compiled.string, args)
+        return list(cursor.fetchall())
+
+
+def execute_many(conn: Connection, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Run `sql`, written in the driver's own parameter style, once per row, in the driver's
+    loop (SQLite's is C): for thousands of small rows, where SQLAlchemy's per-row
+    handling would cost more than the database does."""
+    with _driver_cursor(conn, sql, rows) as cursor:
+        cursor.executemany(sql, rows)
+
+
+@contextmanager
+def _driver_cursor(conn: Connection, sql: str, args: Any) -> Iterator[Any]:
+    """A DBAPI cursor in `conn`'s transaction; driver errors come out as SQLAlchemy's."""
     if not conn.in_transaction():
         conn.begin()
     dbapi_connection: Any = conn.connection.dbapi_connection
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(compiled.string, args)
-        return list(cursor.fetchall())
+        yield cursor
     except conn.dialect.loaded_dbapi.Error as exc:
         invalidated = conn.dialect.is_disconnect(exc, dbapi_connection, cursor)
         if invalidated:
             conn.invalidate(exc)
         raise DBAPIError.instance(
-            compiled.string,
+            sql,
             args,
             exc,
             conn.dialect.loaded_dbapi.Error,
