@@ -12,10 +12,11 @@ function of id and modified_at, so computing them in Python is exact.
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime, timedelta
+
 import sqlalchemy as sa
 from alembic import op
-
-from clubfeed.feed.summary import row_columns
 
 revision = "0009"
 down_revision = "0008"
@@ -41,6 +42,19 @@ _TABLES = (
 )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _row_columns(record_id: str, modified_us: int) -> dict[str, int]:
+    """The summary columns of a version, as defined at this revision (feed/summary.py then)."""
+    modified_at = (_EPOCH + timedelta(microseconds=modified_us)).isoformat(timespec="microseconds")
+    value = int.from_bytes(
+        hashlib.sha256(f"{record_id}\n{modified_at}".encode()).digest()[:8], "big"
+    )
+    bucket = int.from_bytes(hashlib.sha256(record_id.encode()).digest()[:2], "big")
+    return {"sum_hi": value >> 32, "sum_lo": value & 0xFFFFFFFF, "id_bucket": bucket}
+
+
 def _backfill(table: str) -> None:
     conn = op.get_bind()
     rows = conn.execute(sa.text(f"SELECT business_id, id, modified_at FROM {table}")).all()
@@ -52,7 +66,7 @@ def _backfill(table: str) -> None:
         batch = rows[start : start + _BATCH]
         conn.execute(
             update,
-            [{"b": b, "id": i, **row_columns(i, modified)} for b, i, modified in batch],
+            [{"b": b, "id": i, **_row_columns(i, modified)} for b, i, modified in batch],
         )
 
 
