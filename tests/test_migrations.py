@@ -113,8 +113,8 @@ def test_an_upgrade_waits_its_turn_behind_a_writer(tmp_path: Path) -> None:
         engine.dispose()
 
 
-def test_0009_gives_rows_already_stored_their_summary_columns(tmp_path: Path) -> None:
-    """Rows written before 0009 are summed exactly as the README's client would sum them."""
+def test_0009_and_0010_sum_rows_already_stored_into_summary_buckets(tmp_path: Path) -> None:
+    """Rows written before 0009 are summed (0009) and bucketed (0010) as the README's client would sum them."""
     engine = make_engine(f"sqlite:///{tmp_path / 'before-0009.db'}")
     try:
         upgrade(engine, "0008")

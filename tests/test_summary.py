@@ -7,9 +7,16 @@ from the server's code, so a server that drifts from the documented checksum fai
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, text
 
+from clubfeed.storage.engine import write_transaction
 from tests.factories import Api, record
 from tests.problemkit import assert_problem
 
@@ -90,3 +97,73 @@ def test_one_and_65536_buckets_hold_every_record(api: Api, copied: list[dict[str
     many = api.get("/v1/users/summary", params={"buckets": 65_536}).json()["buckets"]
     assert len(many) == 65_536 and sum(b["count"] for b in many) == 38
     assert_problem(api.get("/v1/users/summary", params={"limit": 1}), 400, "bad-request")
+
+
+def _assert_summaries_match_copies(api: Api, resources: tuple[str, ...]) -> None:
+    """Each resource's summary, whole and in 16 buckets, equals the client's over a transfer."""
+    for name in resources:
+        copy = api.read_all(f"/v1/{name}", limit="50")
+        served = api.get(f"/v1/{name}/summary", params={"buckets": 16}).json()
+        mine: list[list[dict[str, object]]] = [[] for _ in range(16)]
+        for item in copy:
+            mine[_bucket(str(item["id"]), 16)].append(item)
+        assert (name, served["count"], served["checksum"]) == (name, len(copy), _checksum(copy))
+        assert served["buckets"] == [{"count": len(b), "checksum": _checksum(b)} for b in mine]
+
+
+def test_every_kind_of_write_keeps_the_summary_equal_to_the_copy(api: Api) -> None:
+    """Re-creates, resends, repeated deletes and a zone move that restamps check-ins."""
+    refs = api.seed()
+    users = [record("users", f"u{i}") for i in range(12)]
+    assert api.batch("users", upsert=users).status_code == 200
+    checkins = [record("checkins", f"c{i}", refs) for i in range(20)]
+    assert api.batch("checkins", upsert=checkins).status_code == 200
+    assert api.batch("users", upsert=users[:4], delete=["u5", "u6"]).status_code == 200  # resend
+    assert api.batch("users", delete=["u5", "u6", "never"]).status_code == 200  # again: no-ops
+    assert api.put("users", "u5", record("users", "u5", last_name="Back")).status_code == 201
+    assert api.batch("checkins", upsert=[checkins[1]], delete=["c2"]).status_code == 200
+    moved = api.put(
+        "locations",
+        refs["locations"],
+        record("locations", refs["locations"], timezone="Asia/Tokyo"),
+    )
+    assert moved.status_code == 200
+    restamped = {c["modified_at"] for c in api.read_all("/v1/checkins")}
+    assert restamped == {moved.json()["modified_at"]}
+    rejected = api.batch("users", upsert=[record("users", "u1", parent_id="nobody")])
+    assert rejected.status_code == 422
+    _assert_summaries_match_copies(api, ("users", "checkins", "locations"))
+    assert api.get("/v1/checkins/summary").json()["count"] == 20
+
+
+def test_resummarize_recounts_buckets_an_older_version_left_behind(
+    db: Engine, db_url: str, api: Api
+) -> None:
+    """`clubfeed db resummarize`: what a write that skipped the buckets left wrong is right again."""
+    assert (
+        api.batch("users", upsert=[record("users", f"u{i}") for i in range(9)]).status_code == 200
+    )
+    assert api.delete("users", "u3").status_code == 200
+    business = api.tenant.business.id
+    with write_transaction(db) as conn:  # what a write by the previous version leaves
+        conn.execute(
+            text("UPDATE summary_buckets SET records = records + 1 WHERE business_id = :b"),
+            {"b": business},
+        )
+        conn.execute(
+            text("DELETE FROM summary_buckets WHERE business_id = :b AND bucket % 2 = 0"),
+            {"b": business},
+        )
+    assert api.get("/v1/users/summary").json()["count"] != 8
+
+    command = str(Path(sys.executable).parent / "clubfeed")
+    done = subprocess.run(
+        [command, "db", "resummarize", "--business", str(business), "--json"],
+        env={**os.environ, "CLUBFEED_DATABASE_URL": db_url},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"businesses": [{"id": business, "records": 8}]}
+    _assert_summaries_match_copies(api, ("users",))

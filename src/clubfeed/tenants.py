@@ -15,6 +15,14 @@ def business_name(conn: Connection, *, business_id: int) -> str | None:
     return name
 
 
+def business_ids(conn: Connection, *, only: int | None = None) -> list[int]:
+    """Every business's id in order, or just `only` if that business exists (else none)."""
+    query = select(businesses.c.id).order_by(businesses.c.id)
+    if only is not None:
+        query = query.where(businesses.c.id == only)
+    return list(conn.execute(query).scalars())
+
+
 def integrator_name(conn: Connection, *, integrator_id: int) -> str | None:
     """The integrator's name, or None if there is no such integrator."""
     name: str | None = conn.execute(

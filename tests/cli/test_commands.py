@@ -270,6 +270,7 @@ def test_help_describes_exactly_the_commands_that_exist(
         ("serve",),
         ("db", "upgrade"),
         ("db", "purge"),
+        ("db", "resummarize"),
         ("business", "create"),
         ("business", "list"),
         ("business", "rotate-secret"),
@@ -304,6 +305,7 @@ def test_help_describes_exactly_the_commands_that_exist(
     assert "--activity-older-than" in texts[("db", "purge")]
     purge_help = " ".join(texts[("db", "purge")].split())
     assert "sessions are then left alone" in purge_help  # what --business skips
+    assert "--business" in texts[("db", "resummarize")]
     assert "--redirect-uri URI" in texts[("integrator", "set-oauth")]
     assert "set-oauth" in texts[("integrator", "create")]
     assert list(tmp_path.iterdir()) == []

@@ -6,11 +6,9 @@ from collections.abc import Callable
 
 import click
 from rich.table import Table
-from sqlalchemy import select
 
 from clubfeed.cli.context import Context, F, emit, err, json_option, pass_context, utc
 from clubfeed.storage.engine import read_connection, write_transaction
-from clubfeed.storage.schema import businesses
 
 DAY_US = 86_400_000_000
 
@@ -53,6 +51,17 @@ def db_upgrade(ctx: Context, as_json: bool) -> None:
         {"database": ctx.safe_url, "action": action, "from": done.before, "to": done.after},
         [line],
     )
+
+
+def _businesses(ctx: Context, business_id: int | None) -> list[int]:
+    """The businesses a command works on: all, or the one asked for, which must exist."""
+    from clubfeed import tenants
+
+    with read_connection(ctx.engine) as conn:
+        ids = tenants.business_ids(conn, only=business_id)
+    if business_id is not None and not ids:
+        raise click.ClickException(f"There is no business {business_id}.")
+    return ids
 
 
 def _days_option(flag: str, name: str, default: int, help_text: str) -> Callable[[F], F]:
@@ -124,13 +133,7 @@ def db_purge(
     now = now_us()
     tombstones_before, keys_before = now - tombstone_days * DAY_US, now - key_days * DAY_US
     activity_before = now - activity_days * DAY_US
-    with read_connection(ctx.engine) as conn:
-        query = select(businesses.c.id).order_by(businesses.c.id)
-        if business_id is not None:
-            query = query.where(businesses.c.id == business_id)
-        ids = list(conn.execute(query).scalars())
-    if business_id is not None and not ids:
-        raise click.ClickException(f"There is no business {business_id}.")
+    ids = _businesses(ctx, business_id)
     purged: list[dict[str, int]] = []
     for each in ids:
         with write_transaction(ctx.engine) as conn:
@@ -182,3 +185,44 @@ def db_purge(
     if dead is not None:
         out.print(f"OAuth codes and token pairs deleted: {dead:,}")
         out.print(f"Expired console sessions deleted: {expired:,}")
+
+
+@db.command("resummarize")
+@click.option("--business", "business_id", type=int, help="Only this business (default: all).")
+@json_option('Print one line of JSON instead of the table: {"businesses": [{"id", "records"}]}.')
+@pass_context
+def db_resummarize(ctx: Context, business_id: int | None, as_json: bool) -> None:
+    """Recount the summary buckets (GET /v1/{resource}/summary) from the stored records.
+
+    Needed only after a clubfeed older than migration 0010 wrote to this database
+    after it was migrated (a rolling upgrade with writes on, or a rollback): its
+    writes did not keep the buckets. Each business is recounted in one transaction
+    holding its clock, so its writes wait for it and none is missed.
+    """
+    from rich.progress import Progress
+
+    from clubfeed import catalogue
+    from clubfeed.feed import clock, summary
+
+    ids = _businesses(ctx, business_id)
+    counted: list[dict[str, int]] = []
+    with Progress(console=err(), transient=as_json, disable=as_json) as progress:
+        task = progress.add_task("Recounting summaries", total=len(ids))
+        for each in ids:
+            with write_transaction(ctx.engine) as conn:
+                clock.lock(conn, each)
+                records = sum(
+                    summary.rebuild(conn, business_id=each, resource=resource)
+                    for resource in catalogue.RESOURCES
+                )
+            counted.append({"id": each, "records": records})
+            progress.advance(task)
+    if as_json:
+        emit(True, {"businesses": counted}, [])
+        return
+    table = Table(title="Summary buckets recounted")
+    for column in ("business", "live records"):
+        table.add_column(column, justify="right")
+    for row in counted:
+        table.add_row(str(row["id"]), f"{row['records']:,}")
+    err().print(table)

@@ -51,6 +51,7 @@ class _Existing:
     deleted_at: int | None
     body: str
     timezone: str | None
+    share: dict[str, int]  # its id bucket and checksum halves, as summaries count it
 
 
 def _pointer(in_batch: bool, index: int, name: str) -> str:
@@ -65,11 +66,15 @@ def _timezone_column(resource: Resource) -> str:
 def _existing(
     conn: Connection, resource: Resource, business_id: int, ids: list[str]
 ) -> dict[str, _Existing]:
-    columns = f"id, created_at, deleted_at, body{_timezone_column(resource)}"
+    columns = (
+        f"id, created_at, deleted_at, body{_timezone_column(resource)}, id_bucket, sum_hi, sum_lo"
+    )
     rows = rows_by_id(conn, resource.table, columns, business_id, ids)
     return {
-        record_id: _Existing(created_at, deleted_at, body, timezone)
-        for record_id, created_at, deleted_at, body, timezone in rows
+        record_id: _Existing(
+            created_at, deleted_at, body, timezone, {"id_bucket": b, "sum_hi": hi, "sum_lo": lo}
+        )
+        for record_id, created_at, deleted_at, body, timezone, b, hi, lo in rows
     }
 
 
@@ -150,6 +155,7 @@ def apply_changes(
 
     modified_at = format_us(tick.us)
     local_times = resource.has_local_times
+    tally = summary.Tally()
     written: list[dict[str, Any]] = []
     moved_zones: list[tuple[str, ZoneInfo]] = []
     for offset, row in enumerate(rows):
@@ -168,6 +174,10 @@ def apply_changes(
         # A location's zone may change across a delete and re-create, too.
         if before is not None and before.timezone not in (None, row.get("timezone")):
             moved_zones.append((record_id, zone(row["timezone"])))
+        if live is not None:
+            tally.add(live.share, sign=-1)
+        share = summary.row_columns(record_id, modified_at)
+        tally.add(share)
         row.update(
             business_id=business_id,
             change_seq=tick.first + offset,
@@ -175,7 +185,7 @@ def apply_changes(
             modified_at=tick.us,
             deleted_at=None,
             body=body,
-            **summary.row_columns(record_id, tick.us),
+            **share,
         )
         changes.bodies[record_id] = body
         written.append(row)
@@ -191,6 +201,7 @@ def apply_changes(
             if gone is not None:
                 changes.bodies[record_id] = gone.body
             continue
+        tally.add(gone.share, sign=-1)
         body = tombstone_body(record_id, modified_at)
         stamps.append(
             {
@@ -199,12 +210,13 @@ def apply_changes(
                 "modified_at": tick.us,
                 "deleted_at": tick.us,
                 "body": body,
-                **summary.row_columns(record_id, tick.us),
+                **summary.row_columns(record_id, modified_at),
             }
         )
         changes.deleted.append(record_id)
         changes.bodies[record_id] = body
     bulk.restamp(conn, table, business_id, stamps)
+    tally.apply(conn, business_id, resource)
 
     for location_id, new_zone in moved_zones:
         _rerender_local_times(conn, business_id, location_id, new_zone, tick.us, modified_at)
@@ -226,6 +238,7 @@ def _rerender_local_times(
     for dependent in catalogue.dependents_with_local_times():
         table = RESOURCE_TABLES[dependent.name]
         columns = [table.c.id, table.c.created_at, table.c.extra, table.c.body]
+        columns += [table.c.id_bucket, table.c.sum_hi, table.c.sum_lo]
         columns += [table.c[f.name] for f in dependent.fields]
         rows = conn.execute(
             select(*columns)
@@ -237,29 +250,31 @@ def _rerender_local_times(
             .order_by(table.c.change_seq)
         ).mappings()
         changed = []
+        tally = summary.Tally()
         for row in rows:
             body = render_body(dependent, row, new_zone, format_us(row["created_at"]), modified_at)
             if content_of(body) != content_of(row["body"]):
                 changed.append((row["id"], body))
+                tally.add(row, sign=-1)
         if not changed:
             continue
         first = clock.extend(conn, business_id, len(changed))
-        bulk.restamp(
-            conn,
-            table,
-            business_id,
-            [
+        stamps = []
+        for i, (record_id, body) in enumerate(changed):
+            share = summary.row_columns(record_id, modified_at)
+            tally.add(share)
+            stamps.append(
                 {
                     "id": record_id,
                     "change_seq": first + i,
                     "modified_at": modified_us,
                     "deleted_at": None,
                     "body": body,
-                    **summary.row_columns(record_id, modified_us),
+                    **share,
                 }
-                for i, (record_id, body) in enumerate(changed)
-            ],
-        )
+            )
+        bulk.restamp(conn, table, business_id, stamps)
+        tally.apply(conn, business_id, dependent)
 
 
 class _Replayed(Exception):

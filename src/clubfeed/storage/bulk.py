@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Table, Update, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clubfeed.storage.engine import is_sqlite
+from clubfeed.storage.fast import execute_many
 
 _KEYS = ("business_id", "id")
 STAMP_COLUMNS = ("change_seq", "modified_at", "deleted_at", "body", "sum_hi", "sum_lo", "id_bucket")
@@ -49,6 +50,36 @@ def _pg_stamp_sql(table: Table) -> str:
         f"UPDATE {table.name} AS t SET {sets} FROM unnest({arrays}) AS v({', '.join(names)}) "
         "WHERE t.business_id = %(business_id)s AND t.id = v.id"
     )
+
+
+_BUCKET_COLUMNS = ("bucket", "records", "sum_hi", "sum_lo")
+_ADD_TO_BUCKETS = (
+    "INSERT INTO summary_buckets AS s (business_id, resource, bucket, records, sum_hi, sum_lo) "
+    "{rows} ON CONFLICT (business_id, resource, bucket) DO UPDATE SET "
+    "records = s.records + excluded.records, sum_hi = s.sum_hi + excluded.sum_hi, "
+    "sum_lo = s.sum_lo + excluded.sum_lo"
+)
+_PG_ADD_TO_BUCKETS = _ADD_TO_BUCKETS.format(
+    rows="SELECT CAST(%(business_id)s AS bigint), CAST(%(resource)s AS text), * FROM unnest(CAST(%(bucket)b AS integer[]), "
+    "CAST(%(records)b AS bigint[]), CAST(%(sum_hi)b AS bigint[]), CAST(%(sum_lo)b AS bigint[]))"
+)
+_SQLITE_ADD_TO_BUCKETS = _ADD_TO_BUCKETS.format(
+    rows="VALUES (:business_id, :resource, :bucket, :records, :sum_hi, :sum_lo)"
+)
+
+
+def add_to_buckets(
+    conn: Connection, business_id: int, resource: str, rows: Sequence[dict[str, int]]
+) -> None:
+    """Add each row's (bucket, records, sum_hi, sum_lo) to the business's summary bucket rows,
+    creating the rows a resource's first records reach; one row per bucket."""
+    if not rows:
+        return
+    keys = {"business_id": business_id, "resource": resource}
+    if not is_sqlite(conn):
+        _pg_execute(conn, _PG_ADD_TO_BUCKETS, {**_columns(rows, _BUCKET_COLUMNS), **keys})
+        return
+    execute_many(conn, _SQLITE_ADD_TO_BUCKETS, [{**row, **keys} for row in rows])
 
 
 def _pg_execute(conn: Connection, sql: str, params: dict[str, Any]) -> None:

@@ -231,7 +231,8 @@ def _resource_table(resource: Resource) -> Table:
         Column("deleted_at", BigInteger, nullable=True),
         Column("body", Text, nullable=False),
         Column("extra", Text, nullable=False),
-        # The version's checksum halves and id bucket, for summaries (feed/summary.py).
+        # The version's checksum halves and id bucket (feed/summary.py): what it adds to
+        # summary_buckets, kept so that a write can take the old version's share back out.
         Column("sum_hi", BigInteger, nullable=False, server_default="0"),
         Column("sum_lo", BigInteger, nullable=False, server_default="0"),
         Column("id_bucket", Integer, nullable=False, server_default="0"),
@@ -250,18 +251,6 @@ def _resource_table(resource: Resource) -> Table:
         table.c.modified_at,
         table.c.change_seq,
     )
-    # Live rows only, covering what a summary reads (deleted_at included, NULL throughout,
-    # or SQLite reads the table to check it): a summary never reads the table.
-    Index(
-        f"ix_{name}_live_summary",
-        table.c.business_id,
-        table.c.id_bucket,
-        table.c.sum_hi,
-        table.c.sum_lo,
-        table.c.deleted_at,
-        sqlite_where=table.c.deleted_at.is_(None),
-        postgresql_where=table.c.deleted_at.is_(None),
-    )
     for filter_name in resource.filters:
         Index(
             f"ix_{name}_business_id_{filter_name}_change_seq",
@@ -273,3 +262,18 @@ def _resource_table(resource: Resource) -> Table:
 
 
 RESOURCE_TABLES: dict[str, Table] = {r.name: _resource_table(r) for r in catalogue.RESOURCES}
+
+summary_buckets = Table(
+    "summary_buckets",
+    metadata,
+    Column("business_id", BigInteger, nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("bucket", Integer, nullable=False),  # of 65,536, by id (feed/summary.py)
+    # Over the bucket's live records: how many, and their checksum halves' sums.
+    Column("records", BigInteger, nullable=False),
+    Column("sum_hi", BigInteger, nullable=False),
+    Column("sum_lo", BigInteger, nullable=False),
+    PrimaryKeyConstraint("business_id", "resource", "bucket"),
+    # SQLite keeps the rows in their key's b-tree: a summary reads one b-tree, not two.
+    sqlite_with_rowid=False,
+)
