@@ -276,4 +276,7 @@ summary_buckets = Table(
     PrimaryKeyConstraint("business_id", "resource", "bucket"),
     # SQLite keeps the rows in their key's b-tree: a summary reads one b-tree, not two.
     sqlite_with_rowid=False,
+    # Writes update these rows over and over; room on each page lets PostgreSQL do it in
+    # place (a HOT update: no new index entry), which measured 2-3x faster than full pages.
+    postgresql_with={"fillfactor": 50},
 )

@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("sum_lo", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("business_id", "resource", "bucket", name="pk_summary_buckets"),
         sqlite_with_rowid=False,
+        postgresql_with={"fillfactor": 50},
     )
     for resource, table in _TABLES.items():
         op.execute(
