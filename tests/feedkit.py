@@ -26,7 +26,7 @@ from clubfeed.api import params as list_params
 from clubfeed.catalogue import Resource
 from clubfeed.feed import clock, queries
 from clubfeed.feed.cursor import CursorSigner
-from clubfeed.ingest.validate import record_type
+from clubfeed.ingest.validate import record_type, validated
 from clubfeed.ingest.write import Changes, apply_changes
 from clubfeed.storage.engine import read_connection, write_transaction
 from clubfeed.timefmt import format_us, parse_aware, to_us
@@ -63,13 +63,8 @@ def write(
 ) -> Changes:
     """One committed write transaction, exactly as the ingest API runs it."""
     with write_transaction(engine) as conn:
-        return apply_changes(
-            conn,
-            business_id=business_id,
-            resource=resource,
-            upserts=list(upserts),
-            deletes=list(deletes),
-        )
+        batch = validated(resource, list(upserts), list(deletes))
+        return apply_changes(conn, business_id=business_id, batch=batch)
 
 
 class _RollBack(Exception):
@@ -108,13 +103,8 @@ class HeldWrite(threading.Thread):
     def run(self) -> None:
         try:
             with write_transaction(self.engine) as conn:
-                self.changes = apply_changes(
-                    conn,
-                    business_id=self.business_id,
-                    resource=self.resource,
-                    upserts=self.upserts,
-                    deletes=self.deletes,
-                )
+                batch = validated(self.resource, self.upserts, self.deletes)
+                self.changes = apply_changes(conn, business_id=self.business_id, batch=batch)
                 self.stamped.set()
                 self.release.wait(60)
                 if self.rollback:

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine
 
 from clubfeed.errors import InvalidInput
+from clubfeed.ingest.validate import validated
 from clubfeed.ingest.write import apply_changes
 from clubfeed.storage.engine import is_sqlite, write_transaction
 from tests.factories import new_business, record
@@ -194,9 +195,8 @@ def test_a_rollback_leaves_no_gap_and_no_stall(db: Engine, style: str) -> None:
 
     with pytest.raises(InvalidInput), write_transaction(db) as conn:
         bad = record("users", "bad", home_location_id="no-such-location")
-        apply_changes(
-            conn, business_id=business, resource=USERS, upserts=decoded(USERS, [bad]), deletes=[]
-        )
+        batch = validated(USERS, decoded(USERS, [bad]), [])
+        apply_changes(conn, business_id=business, batch=batch)
     assert clock_reading(db, business) == clock_before
 
     started = time.monotonic()

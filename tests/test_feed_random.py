@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import Engine
 
 from clubfeed.errors import InvalidInput
+from clubfeed.ingest.validate import validated
 from clubfeed.ingest.write import apply_changes
 from clubfeed.storage.engine import write_transaction
 from clubfeed.timefmt import format_us
@@ -82,13 +83,8 @@ def _writer(
         began = time.monotonic()
         try:
             with write_transaction(engine) as conn:
-                done = apply_changes(
-                    conn,
-                    business_id=business,
-                    resource=USERS,
-                    upserts=upserts,
-                    deletes=chosen[cut:],
-                )
+                batch = validated(USERS, upserts, chosen[cut:])
+                done = apply_changes(conn, business_id=business, batch=batch)
                 time.sleep(rng.uniform(0, 0.004))
                 releasing = time.monotonic()
         except InvalidInput:

@@ -316,6 +316,17 @@ ID_PATTERN = id_pattern()
 ID_RE = re.compile(ID_PATTERN)
 
 
+def id_problem(record_id: str) -> str | None:
+    """What is wrong with `record_id` as an id (which part of the pattern it breaks), or None."""
+    if ID_RE.fullmatch(record_id):
+        return None
+    if not record_id or len(record_id) > MAX_ID_LENGTH:
+        return f"An id must be 1 to {MAX_ID_LENGTH} characters long."
+    if record_id in RESERVED_IDS:
+        return f"{record_id!r} cannot be an id: /v1/<resource>/{record_id} is an endpoint."
+    return "An id may not hold control characters (U+0000–U+001F, U+007F–U+009F)."
+
+
 def get(name: str) -> Resource:
     """The resource called `name`; KeyError if there is none."""
     return BY_NAME[name]

@@ -13,16 +13,54 @@ ClubfeedError
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where in a write a problem lies, for each edge to name in its own terms.
+
+    `part` is the list (`upsert` or `delete`) and `index` the item's place in it; `key`
+    is the record's id when known, and `field` the JSON Pointer inside the record
+    without its leading slash (`user_id`, `extra/tier`), or None for the item itself.
+    The API names it as a JSON Pointer into a batch or a single record's body, an NDJSON
+    import as a line of the file, a source as the source row's key.
+    """
+
+    part: Literal["upsert", "delete"]
+    index: int
+    key: str | None = None
+    field: str | None = None
+
+    def pointer(self, *, single: bool = False) -> str:
+        """The JSON Pointer into a batch body, or (`single`) into one record's body."""
+        tail = f"/{self.field}" if self.field else ""
+        return (tail or "/") if single else f"/{self.part}/{self.index}{tail}"
 
 
 @dataclass(frozen=True)
 class ErrorItem:
-    """One problem in a request: where (`pointer`, a JSON Pointer or parameter name) and what."""
+    """One problem in a request: where (`pointer`, a JSON Pointer or parameter name) and what.
+
+    A problem in a write's records also has its `place`; `pointer` and `index` then say
+    it the way a batch body does (`at`).
+    """
 
     detail: str
     pointer: str | None = None
     index: int | None = None
+    place: Place | None = None
+
+    @classmethod
+    def at(cls, place: Place, detail: str) -> ErrorItem:
+        return cls(detail, place.pointer(), place.index, place)
+
+    def in_single_record(self) -> ErrorItem:
+        """The same problem said of a one-record write's body (no list, no index)."""
+        if self.place is None:
+            return self
+        return replace(self, pointer=self.place.pointer(single=True), index=None)
 
     def as_json(self) -> dict[str, object]:
         item: dict[str, object] = {"detail": self.detail}
@@ -53,6 +91,21 @@ class BadRequest(ClubfeedError):
 class InvalidInput(ClubfeedError):
     title = "Invalid request"
     slug = "invalid-request"
+
+    @classmethod
+    def listing(cls, errors: list[ErrorItem]) -> InvalidInput:
+        """Every problem found, the first one told in `detail`: "… at /upsert/3/id. Nothing
+        was written." """
+        first = errors[0]
+        where = f" at {first.pointer}" if first.pointer else ""
+        more = f" ({len(errors) - 1} more problems listed in errors)" if len(errors) > 1 else ""
+        return cls(f"{first.detail.rstrip('.')}{where}{more}. Nothing was written.", errors)
+
+    def in_single_record(self) -> InvalidInput:
+        """The same problems said of a one-record write (PUT), whose body is the record."""
+        if not any(item.place is not None for item in self.errors):
+            return self
+        return InvalidInput.listing([item.in_single_record() for item in self.errors])
 
 
 class NotFound(ClubfeedError):

@@ -296,3 +296,28 @@ def test_import_json_prints_the_counts_and_failing_lines(
     assert report["failures"][0]["problem"].startswith("'Mars/Olympus_Mons' is not an IANA")
     assert one_json_line(good)["unchanged"] == 1 and good.stderr == ""
     assert ids(api, "locations") == ["a"]
+
+
+def test_a_bad_delete_line_is_reported_by_its_own_number(
+    cli_url: str, api: Api, tmp_path: Path
+) -> None:
+    """Upserts and deletes are numbered apart in a batch; each failure maps to its own line."""
+    path = write_ndjson(
+        tmp_path / "users.ndjson",
+        [
+            record("users", "u1"),
+            {"id": "gone", "deleted": True},
+            record("users", "u2"),
+            {"id": "gone", "deleted": True},
+            {"id": "u1", "deleted": True},
+        ],
+    )
+
+    result = run_import(api, cli_url, "users", path)
+
+    assert result.exit_code == 1
+    assert failures(result.stderr) == [
+        (4, "Id 'gone' is deleted twice."),
+        (5, "Id 'u1' is both upserted and deleted."),
+    ]
+    assert ids(api, "users") == []

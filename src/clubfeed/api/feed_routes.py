@@ -18,10 +18,10 @@ from clubfeed.api import openapi, params
 from clubfeed.api.params import MAX_GET_IDS, MAX_LOOKUP_IDS
 from clubfeed.api.paths import RECORD_PATH
 from clubfeed.auth.guard import Reader
-from clubfeed.catalogue import Resource
+from clubfeed.catalogue import Resource, id_problem
 from clubfeed.errors import BadRequest, ErrorItem, InvalidInput, NotFound
 from clubfeed.feed import queries, summary
-from clubfeed.ingest.validate import RecordId, check_id, decode
+from clubfeed.ingest.validate import RecordId, decode
 from clubfeed.timefmt import format_us
 from clubfeed.web.callers import as_reader
 from clubfeed.web.compression import identity_tag
@@ -42,7 +42,11 @@ def _lookup_ids(raw: bytes) -> list[str]:
     if len(ids) > MAX_LOOKUP_IDS:
         detail = f"ids lists {len(ids):,} ids; at most {MAX_LOOKUP_IDS:,} per lookup."
         raise BadRequest(detail, [ErrorItem(detail, "/ids")])
-    errors = [p for i, v in enumerate(ids) if (p := check_id(v, f"/ids/{i}")) is not None]
+    errors = [
+        ErrorItem(problem, f"/ids/{i}")
+        for i, value in enumerate(ids)
+        if (problem := id_problem(value)) is not None
+    ]
     if errors:
         raise InvalidInput(f"{errors[0].detail.rstrip('.')} at {errors[0].pointer}.", errors)
     return ids
@@ -215,8 +219,8 @@ def router(resource: Resource) -> APIRouter:
 
         def work(conn: Connection, reader: Reader, _body: bytes) -> Response:
             business_id = reader.business_id
-            if (problem := check_id(record_id, "record_id")) is not None:
-                raise BadRequest(problem.detail, [problem])
+            if (problem := id_problem(record_id)) is not None:
+                raise BadRequest(problem, [ErrorItem(problem, "record_id")])
             found = queries.get_one(
                 conn, business_id=business_id, resource=resource, record_id=record_id
             )

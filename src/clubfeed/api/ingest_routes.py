@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from clubfeed import catalogue
 from clubfeed.api import openapi
 from clubfeed.api.paths import RECORD_PATH
 from clubfeed.catalogue import Resource
@@ -55,22 +55,19 @@ def _one_record(record_id: str) -> Callable[[write.Changes], StoredResponse]:
     return respond
 
 
-Parsed = tuple[Sequence[Any], Sequence[str]]
-"""A write's records to upsert and ids to delete, validated."""
-
-
 async def _write(
     request: Request,
     resource: Resource,
-    parse: Callable[[bytes], Parsed],
+    parse: Callable[[bytes], validate.Batch],
     respond: Callable[[write.Changes], StoredResponse],
     *,
-    in_batch: bool,
+    single: bool,
 ) -> Response:
     """Authenticate the writer, then read the body, parse it with `parse` and apply it.
 
     The meter hears what a committed write did (a replayed Idempotency-Key did
-    nothing) and the problem type of each refusal.
+    nothing) and the problem type of each refusal. A one-record write's problems
+    point into its body, which is the record.
     """
     app_state = state(request)
     done: list[write.Changes] = []
@@ -81,17 +78,18 @@ async def _write(
 
     def run(business_id: int, body: bytes) -> StoredResponse:
         idempotency_request = _idempotency(request, body)
-        upserts, deletes = parse(body)
-        return write.write(
-            app_state.engine,
-            business_id=business_id,
-            resource=resource,
-            upserts=upserts,
-            deletes=deletes,
-            respond=respond_noting,
-            idempotency_request=idempotency_request,
-            in_batch=in_batch,
-        )
+        try:
+            return write.write(
+                app_state.engine,
+                business_id=business_id,
+                batch=parse(body),
+                respond=respond_noting,
+                idempotency_request=idempotency_request,
+            )
+        except InvalidInput as exc:
+            if not single:
+                raise
+            raise exc.in_single_record() from None
 
     try:
         business_id = await writer(request)
@@ -131,12 +129,11 @@ def router(resource: Resource) -> APIRouter:
         operation_id=f"batch{resource.type_name}",
     )
     async def batch(request: Request) -> Response:
-        def parse(body: bytes) -> Parsed:
+        def parse(body: bytes) -> validate.Batch:
             parsed = validate.decode(body, batch_type)
-            validate.check_records(resource, parsed.upsert, parsed.delete)
-            return parsed.upsert, parsed.delete
+            return validate.validated(resource, parsed.upsert, parsed.delete)
 
-        return await _write(request, resource, parse, _batch_summary, in_batch=True)
+        return await _write(request, resource, parse, _batch_summary, single=False)
 
     @api.put(
         RECORD_PATH,
@@ -148,17 +145,16 @@ def router(resource: Resource) -> APIRouter:
     async def put(request: Request) -> Response:
         record_id: str = request.path_params["record_id"]
 
-        def parse(body: bytes) -> Parsed:
+        def parse(body: bytes) -> validate.Batch:
             record = validate.decode(body, record_type)
             if record.id is None:
                 record.id = record_id
             elif record.id != record_id:
                 detail = f"The body's id {record.id!r} differs from the URL's {record_id!r}."
                 raise InvalidInput(detail + " Nothing was written.", [ErrorItem(detail, "/id")])
-            validate.check_records(resource, [record], [], in_batch=False)
-            return [record], []
+            return validate.validated(resource, [record], [], single=True)
 
-        return await _write(request, resource, parse, _one_record(record_id), in_batch=False)
+        return await _write(request, resource, parse, _one_record(record_id), single=True)
 
     @api.delete(
         RECORD_PATH,
@@ -170,11 +166,11 @@ def router(resource: Resource) -> APIRouter:
     async def delete(request: Request) -> Response:
         record_id: str = request.path_params["record_id"]
 
-        def parse(_body: bytes) -> Parsed:
-            if (problem := validate.check_id(record_id, "record_id")) is not None:
-                raise BadRequest(problem.detail, [problem])
-            return [], [record_id]
+        def parse(_body: bytes) -> validate.Batch:
+            if (problem := catalogue.id_problem(record_id)) is not None:
+                raise BadRequest(problem, [ErrorItem(problem, "record_id")])
+            return validate.validated(resource, [], [record_id], single=True)
 
-        return await _write(request, resource, parse, _one_record(record_id), in_batch=False)
+        return await _write(request, resource, parse, _one_record(record_id), single=True)
 
     return api

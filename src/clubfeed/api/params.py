@@ -7,11 +7,10 @@ from dataclasses import dataclass
 
 from starlette.datastructures import QueryParams
 
-from clubfeed.catalogue import Resource
+from clubfeed.catalogue import Resource, id_problem
 from clubfeed.errors import BadRequest, ErrorItem
 from clubfeed.feed.queries import ListQuery
 from clubfeed.feed.summary import MAX_BUCKETS
-from clubfeed.ingest.validate import check_id
 from clubfeed.timefmt import LAST_INSTANT_US, parse_instant
 
 MAX_LIMIT = 10_000
@@ -89,8 +88,8 @@ def _ids(raw: str, resource_name: str) -> list[str]:
             "ids",
         )
     for record_id in ids:
-        if (problem := check_id(record_id, "ids")) is not None:
-            raise _bad(f"ids: {problem.detail} Got {record_id!r}.", "ids")
+        if (problem := id_problem(record_id)) is not None:
+            raise _bad(f"ids: {problem} Got {record_id!r}.", "ids")
     return ids
 
 
@@ -138,8 +137,8 @@ def parse(resource: Resource, params: QueryParams) -> ListParams:
     for name in resource.filters:
         value = params.get(name)
         if value is not None:
-            if (problem := check_id(value, name)) is not None:
-                raise _bad(f"{name}: {problem.detail}", name)
+            if (problem := id_problem(value)) is not None:
+                raise _bad(f"{name}: {problem}", name)
             filters.append((name, value))
     limit = _limit(params.get("limit"))
     ids = None

@@ -126,11 +126,9 @@ def _load(engine: Engine, business_id: int, console: Console) -> None:
                 batch = [
                     msgspec.convert(r, record_type) for r in records[name][start : start + BATCH]
                 ]
-                validate.check_records(resource, batch, [])
+                checked = validate.validated(resource, batch, [])
                 with write_transaction(engine) as conn:
-                    apply_changes(
-                        conn, business_id=business_id, resource=resource, upserts=batch, deletes=[]
-                    )
+                    apply_changes(conn, business_id=business_id, batch=checked)
                 progress.advance(task, len(batch))
         progress.update(task, description="loaded")
     finished = time.perf_counter()

@@ -114,12 +114,11 @@ def _line_failures(batch: _Batch, exc: InvalidInput) -> list[tuple[int, str]]:
     """Map a batch error's record indexes back to the file's line numbers, in line order."""
     failures = []
     for item in exc.errors:
-        lines = (
-            batch.delete_lines
-            if (item.pointer or "").startswith("/delete/")
-            else batch.upsert_lines
-        )
-        line = lines[item.index] if item.index is not None else (lines[0] if lines else 0)
+        if item.place is None:
+            line = (batch.upsert_lines or batch.delete_lines or [0])[0]
+        else:
+            lines = batch.delete_lines if item.place.part == "delete" else batch.upsert_lines
+            line = lines[item.place.index]
         failures.append((line, item.detail))
     failures.sort(key=lambda failure: failure[0])
     return failures or [((batch.upsert_lines or batch.delete_lines or [0])[0], _line_problem(exc))]
@@ -136,15 +135,9 @@ def _write_batch(
         # Only blank lines: taking the business's write lock would change nothing.
         return
     try:
-        validate.check_records(resource, batch.upserts, batch.deletes)
+        checked = validate.validated(resource, batch.upserts, batch.deletes)
         with write_transaction(engine) as conn:
-            changes = apply_changes(
-                conn,
-                business_id=business_id,
-                resource=resource,
-                upserts=batch.upserts,
-                deletes=batch.deletes,
-            )
+            changes = apply_changes(conn, business_id=business_id, batch=checked)
     except InvalidInput as exc:
         report.batches_failed += 1
         report.failures += _line_failures(batch, exc)

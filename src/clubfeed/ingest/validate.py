@@ -9,16 +9,18 @@ References to other records need the database and are checked in `write`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from clubfeed import catalogue
 from clubfeed.catalogue import Kind, Resource
-from clubfeed.errors import BadRequest, ErrorItem, InvalidInput
+from clubfeed.errors import BadRequest, ErrorItem, InvalidInput, Place
 from clubfeed.timefmt import RANGE_TEXT, is_timezone, out_of_range
 
 MAX_BATCH = 10_000
@@ -72,7 +74,7 @@ def batch_type(resource: Resource) -> type[msgspec.Struct]:
     )
 
 
-_PATH = re.compile(r"^\$(?:\.(upsert|delete)\[(\d+)\])?(.*)$")
+_PATH = re.compile(r"^\$\.(upsert|delete)\[(\d+)\](.*)$")
 _FIELD = re.compile(r"^Object (?:contains unknown|missing required) field `(.+)`$")
 
 
@@ -82,17 +84,16 @@ def _decode_error(exc: Exception) -> InvalidInput:
     if not found:
         detail, where = str(exc), "$`"
     path = where.rstrip("`")
-    match = _PATH.match(path)
-    pointer = (
-        "/" + path[2:].replace(".", "/").replace("[", "/").replace("]", "") if path != "$" else ""
-    )
-    if (field := _FIELD.match(detail)) is not None:
-        pointer += "/" + field.group(1)
-    if not pointer:
+    segments = [s for s in re.split(r"[.\[\]]+", path[1:]) if s]
+    if (named := _FIELD.match(detail)) is not None:
+        segments.append(named.group(1))
+    if not segments:
         return InvalidInput(f"The request body is not valid: {detail}. Nothing was written.")
-    index = int(match.group(2)) if match and match.group(2) else None
-    item = ErrorItem(detail=detail, pointer=pointer, index=index)
-    return InvalidInput(_summary([item]), [item])
+    if (match := _PATH.match(path)) is not None:
+        part: Literal["upsert", "delete"] = "upsert" if match.group(1) == "upsert" else "delete"
+        place = Place(part, int(match.group(2)), field="/".join(segments[2:]) or None)
+        return InvalidInput.listing([ErrorItem.at(place, detail)])
+    return InvalidInput.listing([ErrorItem(detail, "/" + "/".join(segments))])
 
 
 def decode(data: bytes, struct_type: type[msgspec.Struct]) -> Any:
@@ -110,24 +111,24 @@ def decode(data: bytes, struct_type: type[msgspec.Struct]) -> Any:
     except RecursionError as exc:
         raise BadRequest("The request body nests arrays or objects too deeply.") from exc
     # JSON can carry NUL only escaped, so one scan of the bytes clears almost every body.
-    if b"\\u0000" in data and (pointer := _nul_pointer(msgspec.json.decode(data), "")):
-        match = _POINTER_INDEX.match(pointer)
+    if b"\\u0000" in data and (path := _nul_path(msgspec.json.decode(data))) is not None:
         detail = "Text may not contain NUL (\\u0000) characters."
-        item = ErrorItem(detail, pointer, int(match.group(1)) if match else None)
-        raise InvalidInput(_summary([item]), [item])
+        if len(path) >= 2 and path[0] in ("upsert", "delete") and path[1].isdigit():
+            part: Literal["upsert", "delete"] = "upsert" if path[0] == "upsert" else "delete"
+            item = ErrorItem.at(Place(part, int(path[1]), field="/".join(path[2:]) or None), detail)
+        else:
+            item = ErrorItem(detail, "/" + "/".join(path))
+        raise InvalidInput.listing([item])
     return decoded
 
 
-_POINTER_INDEX = re.compile(r"^/(?:upsert|delete)/(\d+)")
-
-
-def _nul_pointer(node: Any, pointer: str) -> str | None:
-    """The JSON Pointer of the first string (or key) under `node` holding a NUL character.
+def _nul_path(node: Any) -> list[str] | None:
+    """The JSON Pointer segments (escaped) of the first string or key holding a NUL character.
 
     PostgreSQL text cannot hold NUL, so it is refused everywhere, on both databases.
     """
     if isinstance(node, str):
-        return pointer if "\x00" in node else None
+        return [] if "\x00" in node else None
     items = (
         node.items()
         if isinstance(node, dict)
@@ -136,29 +137,12 @@ def _nul_pointer(node: Any, pointer: str) -> str | None:
         else ()
     )
     for key, value in items:
-        here = f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
+        here = str(key).replace("~", "~0").replace("/", "~1")
         if "\x00" in str(key):
-            return here
-        if (found := _nul_pointer(value, here)) is not None:
-            return found
+            return [here]
+        if (found := _nul_path(value)) is not None:
+            return [here, *found]
     return None
-
-
-def check_id(record_id: str, pointer: str, index: int | None = None) -> ErrorItem | None:
-    """Ids match `catalogue.ID_PATTERN`; the error says which part of it failed."""
-    if catalogue.ID_RE.fullmatch(record_id):
-        return None
-    if not record_id or len(record_id) > catalogue.MAX_ID_LENGTH:
-        return ErrorItem("An id must be 1 to 64 characters long.", pointer, index)
-    if record_id in catalogue.RESERVED_IDS:
-        return ErrorItem(
-            f"{record_id!r} cannot be an id: /v1/<resource>/{record_id} is an endpoint.",
-            pointer,
-            index,
-        )
-    return ErrorItem(
-        "An id may not hold control characters (U+0000–U+001F, U+007F–U+009F).", pointer, index
-    )
 
 
 def _decimal_digits(value: Decimal) -> int:
@@ -176,66 +160,80 @@ def _decimal_problem(name: str, value: Decimal) -> str | None:
     return None
 
 
-def check_records(
-    resource: Resource, records: list[Any], deletes: list[str], *, in_batch: bool = True
-) -> None:
-    """The rules msgspec cannot express; raise InvalidInput listing every failing place."""
+_PROOF = object()
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A write that passed every rule checkable without the database: what `write` accepts.
+
+    Only `validated` makes one. `single` marks one record's PUT or DELETE, where a delete
+    of a record that is not there is an error rather than a no-op.
+    """
+
+    resource: Resource
+    upserts: tuple[Any, ...]
+    deletes: tuple[str, ...]
+    single: bool = False
+    _proof: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._proof is not _PROOF:
+            raise TypeError("A Batch is made by validate.validated(), which checks it.")
+
+
+def validated(
+    resource: Resource,
+    records: Sequence[Any],
+    deletes: Sequence[str],
+    *,
+    single: bool = False,
+) -> Batch:
+    """Check the rules msgspec cannot express; InvalidInput lists every failing place."""
     _check_batch_size(len(records), len(deletes))
     errors: list[ErrorItem] = []
     seen: dict[str, int] = {}
-    prefix = "/upsert/" if in_batch else "/"
     zones = [f.name for f in resource.fields if f.kind is Kind.TIMEZONE]
     decimals = [f.name for f in resource.fields if f.kind is Kind.DECIMAL]
     datetimes = [f.name for f in resource.fields if f.kind is Kind.DATETIME]
     for index, record in enumerate(records):
-        at = index if in_batch else None
-        base = f"{prefix}{index}/" if in_batch else "/"
+
+        def at(name: str, detail: str, index: int = index, key: str | None = record.id) -> None:
+            errors.append(ErrorItem.at(Place("upsert", index, key, name), detail))
+
         if record.id is None:
-            errors.append(ErrorItem("Every record needs an id.", f"{base}id", at))
+            at("id", "Every record needs an id.")
             continue
-        if (problem := check_id(record.id, f"{base}id", at)) is not None:
-            errors.append(problem)
+        if (problem := catalogue.id_problem(record.id)) is not None:
+            at("id", problem)
         if record.id in seen:
-            errors.append(
-                ErrorItem(
-                    f"Id {record.id!r} appears twice (also at upsert {seen[record.id]}).",
-                    f"{base}id",
-                    at,
-                )
-            )
+            at("id", f"Id {record.id!r} appears twice (also at upsert {seen[record.id]}).")
         seen.setdefault(record.id, index)
         for name in zones:
             value = getattr(record, name)
             if value is not None and not is_timezone(value):
-                errors.append(
-                    ErrorItem(
-                        f"{value!r} is not an IANA time zone (e.g. America/New_York).",
-                        base + name,
-                        at,
-                    )
-                )
+                at(name, f"{value!r} is not an IANA time zone (e.g. America/New_York).")
         for name in decimals:
             value = getattr(record, name)
             if value is not None and (wrong := _decimal_problem(name, value)) is not None:
-                errors.append(ErrorItem(wrong, base + name, at))
+                at(name, wrong)
         for name in datetimes:
             value = getattr(record, name)
             if value is not None and out_of_range(value):
-                errors.append(ErrorItem(f"{name} must lie {RANGE_TEXT}.", base + name, at))
+                at(name, f"{name} must lie {RANGE_TEXT}.")
     deleted: set[str] = set()
     for index, record_id in enumerate(deletes):
-        pointer = f"/delete/{index}"
-        if (problem := check_id(record_id, pointer, index)) is not None:
-            errors.append(problem)
+        place = Place("delete", index, record_id)
+        if (problem := catalogue.id_problem(record_id)) is not None:
+            errors.append(ErrorItem.at(place, problem))
         if record_id in seen:
-            errors.append(
-                ErrorItem(f"Id {record_id!r} is both upserted and deleted.", pointer, index)
-            )
+            errors.append(ErrorItem.at(place, f"Id {record_id!r} is both upserted and deleted."))
         if record_id in deleted:
-            errors.append(ErrorItem(f"Id {record_id!r} is deleted twice.", pointer, index))
+            errors.append(ErrorItem.at(place, f"Id {record_id!r} is deleted twice."))
         deleted.add(record_id)
     if errors:
-        raise InvalidInput(_summary(errors), errors)
+        raise InvalidInput.listing(errors)
+    return Batch(resource, tuple(records), tuple(deletes), single, _PROOF)
 
 
 def _check_batch_size(upserts: int, deletes: int) -> None:
@@ -251,12 +249,4 @@ def _check_batch_size(upserts: int, deletes: int) -> None:
         f"A batch holds at most {MAX_BATCH:,} items, upserts and deletes together (this one "
         f"has {upserts + deletes:,}: {upserts:,} to upsert, {deletes:,} to delete); split it."
     )
-    item = ErrorItem(detail, f"/delete/{index}", index)
-    raise InvalidInput(_summary([item]), [item])
-
-
-def _summary(errors: list[ErrorItem]) -> str:
-    first = errors[0]
-    where = f" at {first.pointer}" if first.pointer else ""
-    more = f" ({len(errors) - 1} more problems listed in errors)" if len(errors) > 1 else ""
-    return f"{first.detail.rstrip('.')}{where}{more}. Nothing was written."
+    raise InvalidInput.listing([ErrorItem.at(Place("delete", index), detail)])

@@ -7,7 +7,7 @@ before, and nothing else of this business can commit until this does.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, select
 
 from clubfeed import catalogue
 from clubfeed.catalogue import Resource
-from clubfeed.errors import ErrorItem, InvalidInput, NotFound
+from clubfeed.errors import ErrorItem, InvalidInput, NotFound, Place
 from clubfeed.feed import clock, summary
 from clubfeed.ingest import idempotency
 from clubfeed.ingest.idempotency import StoredResponse
@@ -26,6 +26,7 @@ from clubfeed.ingest.render import (
     render_body,
     tombstone_body,
 )
+from clubfeed.ingest.validate import Batch
 from clubfeed.storage import bulk
 from clubfeed.storage.engine import write_transaction
 from clubfeed.storage.idlists import rows_by_id
@@ -52,10 +53,6 @@ class _Existing:
     body: str
     timezone: str | None
     share: dict[str, int]  # its id bucket and checksum halves, as summaries count it
-
-
-def _pointer(in_batch: bool, index: int, name: str) -> str:
-    return f"/upsert/{index}/{name}" if in_batch else f"/{name}"
 
 
 def _timezone_column(resource: Resource) -> str:
@@ -92,7 +89,6 @@ def _check_references(
     resource: Resource,
     business_id: int,
     rows: list[dict[str, Any]],
-    in_batch: bool,
 ) -> dict[str, ZoneInfo]:
     """Every reference must name a live record of this business (or one earlier in the batch).
 
@@ -112,45 +108,33 @@ def _check_references(
             value = row[ref.name]
             if value is not None and value not in live and value not in earlier:
                 errors.append(
-                    ErrorItem(
+                    ErrorItem.at(
+                        Place("upsert", index, row["id"], ref.name),
                         f"{ref.name} names {target.name} record {value!r}, which this business "
                         "does not have; write that record first",
-                        _pointer(in_batch, index, ref.name),
-                        index if in_batch else None,
                     )
                 )
             if target is resource:
                 earlier.add(row["id"])
     if errors:
-        raise InvalidInput(
-            f"{errors[0].detail} ({errors[0].pointer}). Nothing was written."
-            + (f" {len(errors)} references are missing." if len(errors) > 1 else ""),
-            errors,
-        )
+        raise InvalidInput.listing(errors)
     return zones
 
 
-def apply_changes(
-    conn: Connection,
-    *,
-    business_id: int,
-    resource: Resource,
-    upserts: Sequence[Any],
-    deletes: Sequence[str],
-    in_batch: bool = True,
-) -> Changes:
-    """Write validated records and deletes in the caller's transaction; InvalidInput changes nothing.
+def apply_changes(conn: Connection, *, business_id: int, batch: Batch) -> Changes:
+    """Write a validated batch in the caller's transaction; InvalidInput changes nothing.
 
     The caller commits. Records identical to what is stored are left alone, so a
     POS resending its data does not flood the feed with non-changes.
     """
+    resource, upserts, deletes = batch.resource, batch.upserts, batch.deletes
     table = RESOURCE_TABLES[resource.name]
     tick = clock.advance(conn, business_id, len(upserts) + len(deletes))
     changes = Changes(modified_us=tick.us)
     rows = [columns_from_record(resource, record) for record in upserts]
     existing = _existing(conn, resource, business_id, [r["id"] for r in rows] + list(deletes))
-    zones = _check_references(conn, resource, business_id, rows, in_batch)
-    if not in_batch and deletes and deletes[0] not in existing:
+    zones = _check_references(conn, resource, business_id, rows)
+    if batch.single and deletes and deletes[0] not in existing:
         raise NotFound(f"There is no {resource.name} record {deletes[0]!r} to delete.")
 
     modified_at = format_us(tick.us)
@@ -295,12 +279,9 @@ def write(
     engine: Engine,
     *,
     business_id: int,
-    resource: Resource,
-    upserts: Sequence[Any],
-    deletes: Sequence[str],
+    batch: Batch,
     respond: Callable[[Changes], StoredResponse],
     idempotency_request: IdempotencyRequest | None = None,
-    in_batch: bool = True,
 ) -> StoredResponse:
     """Run one write in its own transaction and answer it; a replayed key answers as before."""
     try:
@@ -311,14 +292,7 @@ def write(
                 stored = idempotency.find(conn, business_id, key, fingerprint)
                 if stored is not None:
                     raise _Replayed(stored)
-            changes = apply_changes(
-                conn,
-                business_id=business_id,
-                resource=resource,
-                upserts=upserts,
-                deletes=deletes,
-                in_batch=in_batch,
-            )
+            changes = apply_changes(conn, business_id=business_id, batch=batch)
             response = respond(changes)
             if idempotency_request is not None:
                 idempotency.store(conn, business_id, key, fingerprint, response)
