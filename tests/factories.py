@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, MetaData, select
 
-from clubfeed import catalogue
+from clubfeed import catalogue, tenants
 from clubfeed.auth import credentials
 from clubfeed.catalogue import Kind, Resource
 from clubfeed.storage.engine import write_transaction
@@ -52,7 +52,7 @@ class Tenant:
 
 def new_business(engine: Engine, name: str = "Test Gym") -> credentials.NewBusiness:
     with write_transaction(engine) as conn:
-        return credentials.create_business(conn, name)
+        return tenants.create_business(conn, name)
 
 
 def new_integrator(engine: Engine, name: str = "Test Loyalty") -> credentials.NewIntegrator:

@@ -27,8 +27,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from clubfeed import catalogue
-from clubfeed.auth import credentials
+from clubfeed import catalogue, tenants
 from clubfeed.demo import DEMO_BUSINESS_NAME
 from clubfeed.demo.load import LOADING_NAME
 from clubfeed.settings import Settings
@@ -281,7 +280,7 @@ def test_another_fresh_database_gets_the_same_demo(demo: Demo, pg_url: str) -> N
     engine = make_engine(pg_url, pool_size=1)
     try:
         with write_transaction(engine) as conn:
-            interrupted = credentials.create_business(conn, LOADING_NAME)
+            interrupted = tenants.create_business(conn, LOADING_NAME)
     finally:
         engine.dispose()
 

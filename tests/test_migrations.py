@@ -10,8 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
-from clubfeed import catalogue
-from clubfeed.auth import credentials
+from clubfeed import catalogue, tenants
 from clubfeed.feed import summary
 from clubfeed.storage.engine import make_engine, read_connection, write_transaction
 from clubfeed.storage.migrate import head_revision, upgrade
@@ -119,7 +118,7 @@ def test_0009_and_0010_sum_rows_already_stored_into_summary_buckets(tmp_path: Pa
     try:
         upgrade(engine, "0008")
         with write_transaction(engine) as conn:
-            business = credentials.create_business(conn, "Old Gym").id
+            business = tenants.create_business(conn, "Old Gym").id
             columns = inspect(conn).get_columns("users")
             stamps = {"u1": 1_700_000_000_000_001, "u2": 1_700_000_000_500_000, "u3": 42}
             for seq, (record_id, modified) in enumerate(stamps.items(), start=1):

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from sqlalchemy import Connection, delete, insert, select, update
 
+from clubfeed import tenants
 from clubfeed.auth import passwords
-from clubfeed.storage.schema import admin_sessions, admins, businesses
+from clubfeed.storage.schema import admin_sessions, admins
 from clubfeed.timefmt import now_us
 
 
@@ -36,7 +37,7 @@ def create(
         raise ValueError(f"{email!r} is not an email address.")
     if (weak := passwords.check_strength(password)) is not None:
         raise ValueError(weak)
-    if conn.execute(select(businesses.c.id).where(businesses.c.id == business_id)).first() is None:
+    if not tenants.exists(conn, business_id):
         raise ValueError(f"There is no business {business_id}.")
     if conn.execute(select(admins.c.id).where(admins.c.email == email)).first() is not None:
         raise AdminExists(f"An admin with email {email} exists already.")

@@ -33,7 +33,6 @@ from sqlalchemy import (
     update,
 )
 
-from clubfeed.feed import clock
 from clubfeed.storage.fast import fetch_first
 from clubfeed.storage.schema import businesses, integrators
 from clubfeed.timefmt import now_us
@@ -78,34 +77,13 @@ class DuplicateName(ValueError):
     """A business or integrator of that name exists already (and duplicates were not allowed)."""
 
 
-def _refuse_duplicate(conn: Connection, table: Table, what: str, name: str) -> None:
+def refuse_duplicate(conn: Connection, table: Table, what: str, name: str) -> None:
+    """DuplicateName if a row of `table` (businesses or integrators) has exactly this name."""
     found = conn.execute(
         select(table.c.id).where(table.c.name == name).order_by(table.c.id).limit(1)
     ).scalar()
     if found is not None:
         raise DuplicateName(f"{what} {found} is named {name!r} already.")
-
-
-def create_business(conn: Connection, name: str, *, unique_name: bool = False) -> NewBusiness:
-    """Create a business with its change clock; the raw credentials are returned only here.
-
-    With `unique_name`, DuplicateName if a business has this exact name.
-    """
-    if unique_name:
-        _refuse_duplicate(conn, businesses, "Business", name)
-    secret, ingest_key = new_token(SHARED_SECRET_PREFIX), new_token(INGEST_KEY_PREFIX)
-    business_id: int = conn.execute(
-        insert(businesses)
-        .values(
-            name=name,
-            shared_secret_hash=token_hash(secret),
-            ingest_key_hash=token_hash(ingest_key),
-            created_at=now_us(),
-        )
-        .returning(businesses.c.id)
-    ).scalar_one()
-    clock.create(conn, business_id)
-    return NewBusiness(business_id, name, secret, ingest_key)
 
 
 @dataclass(frozen=True)
@@ -234,7 +212,7 @@ def create_integrator(
         if (problem := redirect_uri_problem(uri)) is not None:
             raise ValueError(problem)
     if unique_name:
-        _refuse_duplicate(conn, integrators, "Integrator", name)
+        refuse_duplicate(conn, integrators, "Integrator", name)
     key = new_token(INTEGRATOR_KEY_PREFIX)
     client_id = CLIENT_ID_PREFIX + secrets.token_urlsafe(16)
     client_secret = new_token(CLIENT_SECRET_PREFIX)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import select
 
+from clubfeed import tenants
 from clubfeed.auth import credentials
 from clubfeed.cli import rotation
 from clubfeed.cli.context import (
@@ -17,7 +17,6 @@ from clubfeed.cli.context import (
     utc,
 )
 from clubfeed.storage.engine import read_connection
-from clubfeed.storage.schema import businesses
 
 
 @click.group()
@@ -33,7 +32,7 @@ def business() -> None:
 def business_create(ctx: Context, name: str, allow_duplicate: bool, as_json: bool) -> None:
     """Create a business; prints its shared secret and ingest key (shown only now)."""
     created = create_named(
-        ctx, lambda conn: credentials.create_business(conn, name, unique_name=not allow_duplicate)
+        ctx, lambda conn: tenants.create_business(conn, name, unique_name=not allow_duplicate)
     )
     emit(
         as_json,
@@ -80,13 +79,9 @@ business.add_command(
 def business_list(ctx: Context, as_json: bool) -> None:
     """List businesses, one `ID<tab>NAME` a line."""
     with read_connection(ctx.engine) as conn:
-        rows = conn.execute(
-            select(businesses.c.id, businesses.c.name, businesses.c.created_at).order_by(
-                businesses.c.id
-            )
-        ).all()
+        rows = tenants.all_businesses(conn)
     emit(
         as_json,
-        [{"id": r.id, "name": r.name, "created_at": utc(r.created_at)} for r in rows],
+        [{"id": r.id, "name": r.name, "created_at": utc(r.created_at_us)} for r in rows],
         [f"{r.id}\t{r.name}" for r in rows],
     )

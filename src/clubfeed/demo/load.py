@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import Connection, Engine, func, select, update
 
-from clubfeed import catalogue
+from clubfeed import catalogue, tenants
 from clubfeed.auth import admins, credentials
 from clubfeed.demo.chain import SITES
 from clubfeed.demo.generate import WRITE_ORDER, generate
@@ -90,17 +90,13 @@ def ensure_demo(
 def _claim_business(engine: Engine) -> tuple[int, bool]:
     """The demo business's id and whether its data is all written; created if there is none."""
     with write_transaction(engine) as conn:
-        rows = conn.execute(
-            select(businesses.c.id, businesses.c.name)
-            .where(businesses.c.name.in_((DEMO_BUSINESS_NAME, LOADING_NAME)))
-            .order_by(businesses.c.id)
-        ).all()
+        rows = tenants.named(conn, (DEMO_BUSINESS_NAME, LOADING_NAME))
         for row in rows:
             if row.name == DEMO_BUSINESS_NAME:
                 return row.id, True
         if rows:
             return rows[0].id, False
-        return credentials.create_business(conn, LOADING_NAME).id, False
+        return tenants.create_business(conn, LOADING_NAME).id, False
 
 
 def _load(engine: Engine, business_id: int, console: Console) -> None:

@@ -13,14 +13,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
+from clubfeed import tenants
 from clubfeed.catalogue import Resource
 from clubfeed.errors import ClubfeedError, InvalidInput, NotFound
 from clubfeed.ingest import validate
 from clubfeed.ingest.write import apply_changes
 from clubfeed.storage.engine import read_connection, write_transaction
-from clubfeed.storage.schema import businesses
 
 MAX_REPORTED = 50
 
@@ -160,10 +160,7 @@ def import_file(
     """Load `path` into `resource` of one business, showing progress; a failing batch writes nothing."""
     console = console or Console(stderr=True)
     with read_connection(engine) as conn:
-        if (
-            conn.execute(select(businesses.c.id).where(businesses.c.id == business_id)).first()
-            is None
-        ):
+        if not tenants.exists(conn, business_id):
             raise NotFound(
                 f"There is no business {business_id}; create it with `clubfeed business create`."
             )
