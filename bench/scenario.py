@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy import Connection, text
 
-from bench import databases, dataset, load, measure, servers, small, verify
+from bench import databases, dataset, ingest_parts, load, measure, servers, small, verify
 from bench.baselines import DatabaseJson, PostgresJson, SqliteJson
 from bench.client import BenchError, Http
 from clubfeed import catalogue
@@ -68,6 +68,7 @@ class Outcome:
     ingest_rss_mib: tuple[float, float]
     reads: Reads
     small: small.Small
+    ingest_parts: ingest_parts.IngestParts
 
 
 def _database_json(backend: str, url: str, business_id: int) -> DatabaseJson:
@@ -108,7 +109,7 @@ def run(backend: str, options: Options, console: Console, workdir: Path) -> Outc
             )
         finally:
             database_json.close()
-        # Last: its PUTs change the measured business, which the checks above compare.
+        # After the reads: its PUTs change the measured business, which they compare.
         smalls = small.run(
             url,
             workdir,
@@ -119,7 +120,9 @@ def run(backend: str, options: Options, console: Console, workdir: Path) -> Outc
             seconds=options.small_seconds,
             seed=options.seed,
         )
-    return Outcome(backend, version, options.rows, ingest, ingest_rss, reads, smalls)
+        console.print("ingest against the database's own bulk load, and its steps, in this process")
+        parts = ingest_parts.measure(backend, url, measured.business_id, options.seed)
+    return Outcome(backend, version, options.rows, ingest, ingest_rss, reads, smalls, parts)
 
 
 def _time_summaries(url: str, business_id: int, options: Options) -> dict[str, measure.Spread]:
