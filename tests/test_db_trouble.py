@@ -139,6 +139,27 @@ def test_a_write_waiting_past_the_timeout_for_another_writers_lock_answers_503(
     assert [r["id"] for r in _list(client, tenant).json()["data"]] == ["after"]
 
 
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_a_write_held_up_inside_its_bulk_statement_answers_503(
+    engine: Engine, client: httpx.Client, tenant: Tenant
+) -> None:
+    """A lock wait in the upsert itself (another session holds the record's row, which only
+    PostgreSQL has) is an outage like any other: 503, nothing written, never a 500."""
+    assert _put(client, tenant, "held").status_code == 201
+    with write_transaction(engine) as holder:
+        holder.execute(
+            text("SELECT id FROM locations WHERE business_id = :b AND id = 'held' FOR UPDATE"),
+            {"b": tenant.business.id},
+        )
+        changed = record("locations", "held", name="Renamed")
+        response, took = _timed(
+            lambda: client.put("/v1/locations/held", json=changed, headers=tenant.write_headers)
+        )
+        assert_unavailable(response, "nothing written")
+        assert DB_TIMEOUT_S <= took < DB_TIMEOUT_S + 5
+    assert [r["name"] for r in _list(client, tenant).json()["data"]] == ["name of held"]
+
+
 def test_a_bug_in_a_statement_stays_a_500_and_its_logged_traceback_holds_no_values(
     engine: Engine, client: httpx.Client, tenant: Tenant, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Table, Update, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clubfeed.storage.engine import is_sqlite
-from clubfeed.storage.fast import execute_many
+from clubfeed.storage.fast import execute_binary, execute_many
 
 _KEYS = ("business_id", "id")
 STAMP_COLUMNS = ("change_seq", "modified_at", "deleted_at", "body", "sum_hi", "sum_lo", "id_bucket")
@@ -77,17 +77,9 @@ def add_to_buckets(
         return
     keys = {"business_id": business_id, "resource": resource}
     if not is_sqlite(conn):
-        _pg_execute(conn, _PG_ADD_TO_BUCKETS, {**_columns(rows, _BUCKET_COLUMNS), **keys})
+        execute_binary(conn, _PG_ADD_TO_BUCKETS, {**_columns(rows, _BUCKET_COLUMNS), **keys})
         return
     execute_many(conn, _SQLITE_ADD_TO_BUCKETS, [{**row, **keys} for row in rows])
-
-
-def _pg_execute(conn: Connection, sql: str, params: dict[str, Any]) -> None:
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql, params, binary=True)  # type: ignore[call-arg]
-    finally:
-        cursor.close()
 
 
 def _columns(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
@@ -99,7 +91,7 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> No
     if not rows:
         return
     if not is_sqlite(conn):
-        _pg_execute(conn, _pg_upsert_sql(table), _columns(rows, list(_pg_types(table))))
+        execute_binary(conn, _pg_upsert_sql(table), _columns(rows, list(_pg_types(table))))
         return
     conn.execute(_sqlite_upsert(table), list(rows))
 
@@ -132,7 +124,7 @@ def restamp(
         return
     if not is_sqlite(conn):
         params = _columns(stamps, ("id", *STAMP_COLUMNS))
-        _pg_execute(conn, _pg_stamp_sql(table), {**params, "business_id": business_id})
+        execute_binary(conn, _pg_stamp_sql(table), {**params, "business_id": business_id})
         return
     conn.execute(
         _sqlite_restamp(table),
