@@ -34,9 +34,10 @@ class Place:
     field: str | None = None
 
     def pointer(self, *, single: bool = False) -> str:
-        """The JSON Pointer into a batch body, or (`single`) into one record's body."""
+        """The JSON Pointer into a batch body, or (`single`) into one record's body (`""`
+        for the record itself)."""
         tail = f"/{self.field}" if self.field else ""
-        return (tail or "/") if single else f"/{self.part}/{self.index}{tail}"
+        return tail if single else f"/{self.part}/{self.index}{tail}"
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,9 @@ def rebuild(conn: Connection, *, business_id: int, resource: Resource) -> int:
     """Recount the business's bucket rows of `resource` from its records; returns the live count.
 
     For a database an older clubfeed wrote to after the migration that made these rows
-    (`clubfeed db resummarize`). The caller holds the business's clock row.
+    (`clubfeed db resummarize`). It sums each record's own summary columns, which every
+    version since migration 0009 writes (a record a pre-0009 process wrote after 0009 ran
+    holds zeros there until it is written again). The caller holds the business's clock row.
     """
     params = {"b": business_id, "r": resource.name}
     conn.execute(

@@ -42,6 +42,12 @@ _TABLES = {
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        # Writers of the version still running lock their business's clock row first. A
+        # SHARE lock waits for the writes in flight and holds new ones at that first step
+        # (readers go on), so the totals are filled from rows that do not move, and no
+        # writer holds a table that DROP INDEX below must lock.
+        op.execute(sa.text("LOCK TABLE change_clock IN SHARE MODE"))
     op.create_table(
         "summary_buckets",
         sa.Column("business_id", sa.BigInteger(), nullable=False),
@@ -63,6 +69,8 @@ def upgrade() -> None:
                 f"FROM {table} WHERE deleted_at IS NULL GROUP BY business_id, id_bucket"
             ).bindparams(resource=resource)
         )
+    # Last: dropping an index locks its table against readers until the migration commits.
+    for table in _TABLES.values():
         op.drop_index(f"ix_{table}_live_summary", table_name=table)
 
 
