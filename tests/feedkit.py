@@ -63,7 +63,8 @@ def write(
 ) -> Changes:
     """One committed write transaction, exactly as the ingest API runs it."""
     with write_transaction(engine) as conn:
-        batch = validated(resource, list(upserts), list(deletes))
+        # No batch limit: some proofs need more records in one instant than a batch holds.
+        batch = validated(resource, list(upserts), list(deletes), limit=None)
         return apply_changes(conn, business_id=business_id, batch=batch)
 
 

@@ -84,3 +84,14 @@ def test_a_missing_reference_names_the_record_that_holds_it(db: Engine) -> None:
         Place("upsert", 0, "c1", "user_id"),
         Place("upsert", 0, "c1", "location_id"),
     }
+
+
+def test_the_batch_limit_points_at_the_first_item_past_it() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        validate.validated(USERS, [], [f"d{i}" for i in range(5)], limit=3)
+    assert [item.place for item in raised.value.errors] == [Place("delete", 3)]
+    many = decoded(USERS, [record("users", f"u{i}") for i in range(4)])
+    with pytest.raises(InvalidInput) as raised:
+        validate.validated(USERS, many, ["d1"], limit=3)
+    assert [item.place for item in raised.value.errors] == [Place("upsert", 3)]
+    assert len(validate.validated(USERS, many, ["d1"], limit=None).upserts) == 4

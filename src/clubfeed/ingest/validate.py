@@ -188,9 +188,16 @@ def validated(
     deletes: Sequence[str],
     *,
     single: bool = False,
+    limit: int | None = MAX_BATCH,
 ) -> Batch:
-    """Check the rules msgspec cannot express; InvalidInput lists every failing place."""
-    _check_batch_size(len(records), len(deletes))
+    """Check the rules msgspec cannot express; InvalidInput lists every failing place.
+
+    `limit` bounds the items of one write (one transaction); what clients send is bounded
+    by the default, and None lifts it for a writer of this process that needs a larger
+    transaction (a test of one instant shared by more records than a batch holds).
+    """
+    if limit is not None:
+        _check_batch_size(len(records), len(deletes), limit)
     errors: list[ErrorItem] = []
     seen: dict[str, int] = {}
     zones = [f.name for f in resource.fields if f.kind is Kind.TIMEZONE]
@@ -236,17 +243,17 @@ def validated(
     return Batch(resource, tuple(records), tuple(deletes), single, _PROOF)
 
 
-def _check_batch_size(upserts: int, deletes: int) -> None:
-    """A batch is one transaction of at most MAX_BATCH items, upserts and deletes together.
+def _check_batch_size(upserts: int, deletes: int, limit: int) -> None:
+    """A batch is one transaction of at most `limit` items, upserts and deletes together.
 
     msgspec bounds each list alone while parsing; the sum is bounded here, pointing at
-    the first delete past the limit.
+    the first item past the limit.
     """
-    if upserts + deletes <= MAX_BATCH:
+    if upserts + deletes <= limit:
         return
-    index = MAX_BATCH - upserts
+    place = Place("upsert", limit) if upserts > limit else Place("delete", limit - upserts)
     detail = (
-        f"A batch holds at most {MAX_BATCH:,} items, upserts and deletes together (this one "
+        f"A batch holds at most {limit:,} items, upserts and deletes together (this one "
         f"has {upserts + deletes:,}: {upserts:,} to upsert, {deletes:,} to delete); split it."
     )
-    raise InvalidInput.listing([ErrorItem.at(Place("delete", index), detail)])
+    raise InvalidInput.listing([ErrorItem.at(place, detail)])
