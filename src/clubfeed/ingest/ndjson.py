@@ -113,15 +113,16 @@ def _batches(resource: Resource, path: Path, batch_size: int) -> Iterator[_Batch
 def _line_failures(batch: _Batch, exc: InvalidInput) -> list[tuple[int, str]]:
     """Map a batch error's record indexes back to the file's line numbers, in line order."""
     failures = []
+    first = (batch.upsert_lines or batch.delete_lines or [0])[0]
     for item in exc.errors:
         if item.place is None:
-            line = (batch.upsert_lines or batch.delete_lines or [0])[0]
+            line = first
         else:
             lines = batch.delete_lines if item.place.part == "delete" else batch.upsert_lines
             line = lines[item.place.index]
         failures.append((line, item.detail))
     failures.sort(key=lambda failure: failure[0])
-    return failures or [((batch.upsert_lines or batch.delete_lines or [0])[0], _line_problem(exc))]
+    return failures or [(first, _line_problem(exc))]
 
 
 def _write_batch(

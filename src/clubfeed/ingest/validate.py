@@ -74,7 +74,6 @@ def batch_type(resource: Resource) -> type[msgspec.Struct]:
     )
 
 
-_PATH = re.compile(r"^\$\.(upsert|delete)\[(\d+)\](.*)$")
 _FIELD = re.compile(r"^Object (?:contains unknown|missing required) field `(.+)`$")
 
 
@@ -89,11 +88,17 @@ def _decode_error(exc: Exception) -> InvalidInput:
         segments.append(named.group(1))
     if not segments:
         return InvalidInput(f"The request body is not valid: {detail}. Nothing was written.")
-    if (match := _PATH.match(path)) is not None:
-        part: Literal["upsert", "delete"] = "upsert" if match.group(1) == "upsert" else "delete"
-        place = Place(part, int(match.group(2)), field="/".join(segments[2:]) or None)
-        return InvalidInput.listing([ErrorItem.at(place, detail)])
-    return InvalidInput.listing([ErrorItem(detail, "/" + "/".join(segments))])
+    return InvalidInput.listing([_item_at(segments, detail)])
+
+
+def _item_at(segments: list[str], detail: str) -> ErrorItem:
+    """The problem at these JSON Pointer segments of a body: placed when they fall inside
+    a batch's `upsert` or `delete` item, else a bare pointer (a PUT's body, a batch's lists)."""
+    if len(segments) >= 2 and segments[0] in ("upsert", "delete") and segments[1].isdigit():
+        part: Literal["upsert", "delete"] = "upsert" if segments[0] == "upsert" else "delete"
+        place = Place(part, int(segments[1]), field="/".join(segments[2:]) or None)
+        return ErrorItem.at(place, detail)
+    return ErrorItem(detail, "/" + "/".join(segments))
 
 
 def decode(data: bytes, struct_type: type[msgspec.Struct]) -> Any:
@@ -112,13 +117,9 @@ def decode(data: bytes, struct_type: type[msgspec.Struct]) -> Any:
         raise BadRequest("The request body nests arrays or objects too deeply.") from exc
     # JSON can carry NUL only escaped, so one scan of the bytes clears almost every body.
     if b"\\u0000" in data and (path := _nul_path(msgspec.json.decode(data))) is not None:
-        detail = "Text may not contain NUL (\\u0000) characters."
-        if len(path) >= 2 and path[0] in ("upsert", "delete") and path[1].isdigit():
-            part: Literal["upsert", "delete"] = "upsert" if path[0] == "upsert" else "delete"
-            item = ErrorItem.at(Place(part, int(path[1]), field="/".join(path[2:]) or None), detail)
-        else:
-            item = ErrorItem(detail, "/" + "/".join(path))
-        raise InvalidInput.listing([item])
+        raise InvalidInput.listing(
+            [_item_at(path, "Text may not contain NUL (\\u0000) characters.")]
+        )
     return decoded
 
 
@@ -203,40 +204,60 @@ def validated(
     zones = [f.name for f in resource.fields if f.kind is Kind.TIMEZONE]
     decimals = [f.name for f in resource.fields if f.kind is Kind.DECIMAL]
     datetimes = [f.name for f in resource.fields if f.kind is Kind.DATETIME]
+
+    def problem_at(
+        part: Literal["upsert", "delete"],
+        index: int,
+        key: str | None,
+        name: str | None,
+        detail: str,
+    ) -> None:
+        """Note a problem; its place is built only then, never for a record that passes."""
+        errors.append(ErrorItem.at(Place(part, index, key, name), detail))
+
     for index, record in enumerate(records):
-
-        def at(name: str, detail: str, index: int = index, key: str | None = record.id) -> None:
-            errors.append(ErrorItem.at(Place("upsert", index, key, name), detail))
-
         if record.id is None:
-            at("id", "Every record needs an id.")
+            problem_at("upsert", index, record.id, "id", "Every record needs an id.")
             continue
         if (problem := catalogue.id_problem(record.id)) is not None:
-            at("id", problem)
+            problem_at("upsert", index, record.id, "id", problem)
         if record.id in seen:
-            at("id", f"Id {record.id!r} appears twice (also at upsert {seen[record.id]}).")
+            problem_at(
+                "upsert",
+                index,
+                record.id,
+                "id",
+                f"Id {record.id!r} appears twice (also at upsert {seen[record.id]}).",
+            )
         seen.setdefault(record.id, index)
         for name in zones:
             value = getattr(record, name)
             if value is not None and not is_timezone(value):
-                at(name, f"{value!r} is not an IANA time zone (e.g. America/New_York).")
+                problem_at(
+                    "upsert",
+                    index,
+                    record.id,
+                    name,
+                    f"{value!r} is not an IANA time zone (e.g. America/New_York).",
+                )
         for name in decimals:
             value = getattr(record, name)
             if value is not None and (wrong := _decimal_problem(name, value)) is not None:
-                at(name, wrong)
+                problem_at("upsert", index, record.id, name, wrong)
         for name in datetimes:
             value = getattr(record, name)
             if value is not None and out_of_range(value):
-                at(name, f"{name} must lie {RANGE_TEXT}.")
+                problem_at("upsert", index, record.id, name, f"{name} must lie {RANGE_TEXT}.")
     deleted: set[str] = set()
     for index, record_id in enumerate(deletes):
-        place = Place("delete", index, record_id)
         if (problem := catalogue.id_problem(record_id)) is not None:
-            errors.append(ErrorItem.at(place, problem))
+            problem_at("delete", index, record_id, None, problem)
         if record_id in seen:
-            errors.append(ErrorItem.at(place, f"Id {record_id!r} is both upserted and deleted."))
+            problem_at(
+                "delete", index, record_id, None, f"Id {record_id!r} is both upserted and deleted."
+            )
         if record_id in deleted:
-            errors.append(ErrorItem.at(place, f"Id {record_id!r} is deleted twice."))
+            problem_at("delete", index, record_id, None, f"Id {record_id!r} is deleted twice.")
         deleted.add(record_id)
     if errors:
         raise InvalidInput.listing(errors)
