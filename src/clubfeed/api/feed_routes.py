@@ -219,8 +219,7 @@ def router(resource: Resource) -> APIRouter:
 
         def work(conn: Connection, reader: Reader, _body: bytes) -> Response:
             business_id = reader.business_id
-            if (problem := id_problem(record_id)) is not None:
-                raise BadRequest(problem, [ErrorItem(problem, "record_id")])
+            params.check_record_id(record_id)
             found = queries.get_one(
                 conn, business_id=business_id, resource=resource, record_id=record_id
             )

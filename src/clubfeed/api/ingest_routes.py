@@ -8,8 +8,7 @@ import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from clubfeed import catalogue
-from clubfeed.api import openapi
+from clubfeed.api import openapi, params
 from clubfeed.api.paths import RECORD_PATH
 from clubfeed.catalogue import Resource
 from clubfeed.errors import BadRequest, ClubfeedError, ErrorItem, InvalidInput
@@ -167,8 +166,7 @@ def router(resource: Resource) -> APIRouter:
         record_id: str = request.path_params["record_id"]
 
         def parse(_body: bytes) -> validate.Batch:
-            if (problem := catalogue.id_problem(record_id)) is not None:
-                raise BadRequest(problem, [ErrorItem(problem, "record_id")])
+            params.check_record_id(record_id)
             return validate.validated(resource, [], [record_id], single=True)
 
         return await _write(request, resource, parse, _one_record(record_id), single=True)

@@ -36,6 +36,12 @@ def _bad(detail: str, parameter: str) -> BadRequest:
     return BadRequest(detail, [ErrorItem(detail, parameter)])
 
 
+def check_record_id(record_id: str) -> None:
+    """The `{record_id}` of a one-record path must be an id; BadRequest says how it is not."""
+    if (problem := id_problem(record_id)) is not None:
+        raise _bad(problem, "record_id")
+
+
 def _limit(raw: str | None) -> int | None:
     if raw is None:
         return None
