@@ -60,6 +60,10 @@ def row_columns(record_id: str, modified_at: str) -> dict[str, int]:
     return {"sum_hi": value >> 32, "sum_lo": value & _LOW, "id_bucket": id_bucket(record_id)}
 
 
+TOMBSTONE_COLUMNS = {"sum_hi": 0, "sum_lo": 0, "id_bucket": 0}
+"""A tombstone's summary columns: it counts in no summary, so nothing is hashed for it."""
+
+
 def checksum_text(value: int) -> str:
     return f"{value % _MOD:016x}"
 

@@ -194,7 +194,7 @@ def apply_changes(conn: Connection, *, business_id: int, batch: Batch) -> Change
                 "modified_at": tick.us,
                 "deleted_at": tick.us,
                 "body": body,
-                **summary.row_columns(record_id, modified_at),
+                **summary.TOMBSTONE_COLUMNS,
             }
         )
         changes.deleted.append(record_id)

@@ -231,8 +231,9 @@ def _resource_table(resource: Resource) -> Table:
         Column("deleted_at", BigInteger, nullable=True),
         Column("body", Text, nullable=False),
         Column("extra", Text, nullable=False),
-        # The version's checksum halves and id bucket (feed/summary.py): what it adds to
-        # summary_buckets, kept so that a write can take the old version's share back out.
+        # The version's checksum halves and id bucket (feed/summary.py; zeros for a
+        # tombstone): what it adds to summary_buckets, kept so that a write can take the
+        # old version's share back out.
         Column("sum_hi", BigInteger, nullable=False, server_default="0"),
         Column("sum_lo", BigInteger, nullable=False, server_default="0"),
         Column("id_bucket", Integer, nullable=False, server_default="0"),
