@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -134,6 +135,18 @@ def console(db: Engine, db_url: str) -> Iterator[Server]:
 def client(server: Server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.base_url, timeout=60) as http:
         yield http
+
+
+@pytest.fixture(params=("sqlite", "postgresql", "mariadb"))
+def source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A POS database of its own on each source kind (tests/sourcekit.py), dropped after."""
+    from tests.sourcekit import SourceDatabase
+
+    made = SourceDatabase(request.param, tmp_path)
+    try:
+        yield made
+    finally:
+        made.drop()
 
 
 @pytest.fixture

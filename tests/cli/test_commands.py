@@ -285,6 +285,9 @@ def test_help_describes_exactly_the_commands_that_exist(
         ("admin", "remove"),
         ("import",),
         ("demo",),
+        ("source", "check"),
+        ("source", "run"),
+        ("source", "status"),
     }
     # Every command that prints results has --json; serve prints only its log.
     assert [path for path in commands if "--json" not in texts[path]] == [("serve",)]

@@ -12,7 +12,7 @@ import click
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from clubfeed.cli import admins, businesses, data, db, integrators, serve
+from clubfeed.cli import admins, businesses, data, db, integrators, serve, sources
 from clubfeed.cli.context import Context, safe_url
 from clubfeed.settings import Settings
 from clubfeed.storage import outages
@@ -77,3 +77,4 @@ main.add_command(integrators.integrator)
 main.add_command(admins.admin)
 main.add_command(data.import_)
 main.add_command(data.demo)
+main.add_command(sources.source)

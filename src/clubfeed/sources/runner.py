@@ -1,0 +1,506 @@
+"""Running a mapping: backfill each resource, then follow its changes, reconciling now and then.
+
+- **Backfill.** The runner notes the greatest stamp the source has committed (M0),
+  waits until no transaction that could still commit a stamp at or below it is open
+  (`watermark.py`), then reads every row in key order: each row stamped up to M0 is
+  committed by then, and anything stamped later is the follow's.
+- **Follow.** Each poll reads the rows stamped after the watermark in (modified, key)
+  order, writes them, and moves the watermark only as far as `watermark.py` allows.
+  Rows read again are counted unchanged and never re-enter the feed.
+- **Reconcile.** Every `reconcile` interval the whole query is read again in key order
+  and written (drift repaired; unchanged records stay as they are), and records the
+  source no longer has, confirmed by key, become tombstones. It runs a page at a time
+  between polls, on the same thread, so no poll's write can be overtaken by an older
+  read of the same row.
+
+Reads of one resource that fail (the source is down, a column was renamed) are retried
+with backoff and shown in `status`; the other resources keep flowing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from clubfeed.sources import convert, state
+from clubfeed.sources.convert import ColumnsProblem, Draft, Layout
+from clubfeed.sources.database import Guard, Rows, SourceDB, describe_failure
+from clubfeed.sources.mapping import MappingFile, ResourceMapping
+from clubfeed.sources.watermark import Watermark
+from clubfeed.sources.writer import Tenants, Writer, Written
+from clubfeed.storage.engine import read_connection, write_transaction
+from clubfeed.storage.outages import CommitFailed
+from clubfeed.timefmt import now_us
+
+_MAX_BACKOFF_S = 60.0
+_RETRIES_PER_POLL = 1_000
+
+
+@dataclass
+class _Resource:
+    """One resource's reading, in memory; its cursor row holds what must survive a restart."""
+
+    mapping: ResourceMapping
+    watermark: Watermark
+    phase: str
+    backfill_limit: Any = None
+    backfill_after: Any = None
+    reconciled_at: int | None = None
+    seen: dict[tuple[str, Any], Any] = field(default_factory=dict)  # (tenant, key) → stamp written
+    layouts: dict[tuple[str, ...], Layout] = field(default_factory=dict)
+    retry_at: float = 0.0
+    backoff_s: float = 0.0
+    reconcile: _Reconcile | None = None
+
+
+@dataclass
+class _Reconcile:
+    started_us: int
+    started_s: float
+    live: dict[int, set[str]]
+    after: Any = None
+    key_is_int: bool = False
+    repaired: int = 0
+    deleted: int = 0
+
+
+class Runner:
+    """Keeps a mapping's resources in sync; `run()` until `stop` is set, or one pass."""
+
+    def __init__(
+        self,
+        mapping: MappingFile,
+        store: Engine,
+        source: SourceDB,
+        *,
+        console: Console | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.mapping = mapping
+        self.store = store
+        self.source = source
+        self.console = console or Console(stderr=True, quiet=True)
+        self.on_event = on_event or (lambda _event: None)
+        self.settings = mapping.source
+        self._tenant_names: dict[str, str] | None = None
+        self.tenants = Tenants(store, mapping, self._names)
+        self.writer = Writer(store, mapping, self.tenants, self.fetch)
+        self.resources = [self._load(m) for m in mapping.resources]
+
+    # -- state ---------------------------------------------------------------------------
+
+    def _load(self, mapping: ResourceMapping) -> _Resource:
+        with read_connection(self.store) as conn:
+            cursor = state.load_cursor(conn, self.mapping.name, mapping.resource.name)
+        safe = state.decode_value(cursor.watermark) if cursor.watermark is not None else None
+        return _Resource(
+            mapping=mapping,
+            watermark=Watermark(safe, self.settings.clock_margin_s, self.settings.fixed_lag_s),
+            phase=cursor.phase,
+            backfill_limit=cursor.backfill_limit,
+            backfill_after=(
+                state.decode_value(cursor.backfill_after) if cursor.backfill_after else None
+            ),
+            reconciled_at=cursor.reconciled_at,
+        )
+
+    def _save(self, item: _Resource, **values: Any) -> None:
+        with write_transaction(self.store) as conn:
+            state.save_cursor(conn, self.mapping.name, item.mapping.resource.name, **values)
+
+    def _names(self) -> dict[str, str]:
+        """Tenant display names from create_missing.name_query, read once per run and on a miss."""
+        query = self.mapping.tenancy.name_query
+        if query is None:
+            return {}
+        self._tenant_names = {
+            str(tenant): str(name) for tenant, name in self.source.tenant_names(query)
+        }
+        return self._tenant_names
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _drafts(self, item: _Resource, rows: Rows) -> list[Draft]:
+        plan = item.layouts.get(rows.columns)
+        if plan is None:
+            plan = convert.layout(item.mapping, rows, self.mapping.tenancy.column)
+            item.layouts[rows.columns] = plan
+        return [convert.draft(item.mapping, plan, row) for row in rows.rows]
+
+    def fetch(self, mapping: ResourceMapping, keys: Sequence[Any]) -> list[Draft]:
+        """Drafts of `mapping`'s rows with these keys, read from the source now."""
+        item = next(r for r in self.resources if r.mapping is mapping)
+        drafts: list[Draft] = []
+        for start in range(0, len(keys), self.settings.batch_size):
+            rows = self.source.read_keys(mapping, keys[start : start + self.settings.batch_size])
+            if rows.rows:
+                drafts += self._drafts(item, rows)
+        return drafts
+
+    # -- backfill ------------------------------------------------------------------------
+
+    def backfill(self, item: _Resource, progress: Progress | None = None) -> None:
+        """Read every row of the resource once, in key order, resuming where a run stopped."""
+        mapping = item.mapping
+        if item.backfill_limit is None:
+            self._start_backfills([item])
+        task = None
+        if progress is not None:
+            task = progress.add_task(mapping.resource.name, total=self.source.count(mapping))
+        while True:
+            rows = self.source.read_by_key(
+                mapping, after=item.backfill_after, limit=self.settings.batch_size
+            )
+            if rows.rows:
+                drafts = self._drafts(item, rows)
+                self._write(item, drafts)
+                item.backfill_after = drafts[-1].key
+                self._save(item, backfill_after=state.encode_value(item.backfill_after))
+                if progress is not None and task is not None:
+                    progress.advance(task, len(rows.rows))
+            if len(rows.rows) < self.settings.batch_size:
+                break
+        limit_value = state.decode_value(item.backfill_limit)
+        item.watermark.safe = limit_value
+        item.phase = "follow"
+        item.reconciled_at = now_us()
+        self._save(
+            item,
+            phase="follow",
+            watermark=None if limit_value is None else state.encode_value(limit_value),
+            reconciled_at=item.reconciled_at,
+            caught_up_at=now_us(),
+        )
+        self.on_event({"event": "backfilled", "resource": mapping.resource.name})
+
+    def _start_backfills(self, items: list[_Resource]) -> None:
+        """Note each resource's greatest committed stamp (M0), then wait once for all of them."""
+        limits = []
+        for item in items:
+            try:
+                limits.append((item, self.source.max_modified(item.mapping)))
+            except SQLAlchemyError:
+                if len(items) == 1:
+                    raise
+                # Left for its own backfill to try again, and report.
+        if not limits:
+            return
+        read_at = self.source.guard().now_s
+        self._wait_for_open_transactions(limits[0][0], read_at)
+        for item, limit in limits:
+            item.backfill_limit = state.encode_value(limit)
+            self._save(
+                item, phase="backfill", backfill_limit=item.backfill_limit, backfill_after=None
+            )
+
+    def _wait_for_open_transactions(self, item: _Resource, read_at: float) -> None:
+        """Wait until every transaction that could still commit a stamp up to M0 has ended."""
+        margin = 2 * self.settings.clock_margin_s
+        while True:
+            guard = self.source.guard()
+            horizon = item.watermark.horizon(guard)
+            if read_at + margin < horizon:
+                return
+            if guard.oldest_open_s is not None and guard.oldest_open_s <= read_at + margin:
+                self.console.print(
+                    f"{item.mapping.resource.name}: waiting for a source transaction open "
+                    f"{guard.now_s - guard.oldest_open_s:.0f} s to end before the backfill"
+                )
+            time.sleep(min(self.settings.poll_interval_s, max(0.05, read_at + margin - horizon)))
+
+    # -- follow --------------------------------------------------------------------------
+
+    def poll(self, item: _Resource) -> Written:
+        """Read what changed since the watermark, write it, and move the watermark on."""
+        mapping = item.mapping
+        guard = self.source.guard()
+        settled = item.watermark.settled(guard)
+        out = Written()
+        after: tuple[Any, Any] | None = None
+        greatest = None
+        while True:
+            rows = self.source.read_changed(
+                mapping, above=item.watermark.safe, after=after, limit=self.settings.batch_size
+            )
+            if not rows.rows:
+                break
+            plan = item.layouts.get(rows.columns) or convert.layout(
+                mapping, rows, self.mapping.tenancy.column
+            )
+            item.layouts[rows.columns] = plan
+            fresh = []
+            for row in rows.rows:
+                tenant = "" if plan.tenant is None else str(row[plan.tenant])
+                stamp = row[plan.modified]
+                if item.seen.get((tenant, row[plan.key])) == stamp:
+                    business_id = self.tenants.business(tenant)
+                    if business_id is not None:
+                        out.unchanged += 1
+                    continue
+                fresh.append(convert.draft(mapping, plan, row))
+            if fresh:
+                out.add(self._write(item, fresh))
+            last = rows.rows[-1]
+            after = (last[plan.modified], last[plan.key])
+            greatest = last[plan.modified]
+            if len(rows.rows) < self.settings.batch_size:
+                break
+        read_at = self.source.guard().now_s
+        if greatest is not None:
+            item.watermark.read(read_at, greatest)
+        if settled is not None and settled != item.watermark.safe:
+            item.watermark.safe = settled
+            item.seen = {k: v for k, v in item.seen.items() if v > settled}
+        self._save(
+            item,
+            watermark=None
+            if item.watermark.safe is None
+            else state.encode_value(item.watermark.safe),
+            guarantee="transactions" if guard.visible else "fixed lag",
+            held_since=_held_since(guard, item.watermark),
+            caught_up_at=now_us(),
+            polled_at=now_us(),
+            last_error=None,
+        )
+        return out
+
+    def _write(self, item: _Resource, drafts: list[Draft]) -> Written:
+        written = self.writer.write(item.mapping, drafts)
+        for d in drafts:
+            item.seen[(d.tenant, d.key)] = d.modified
+        return written
+
+    def retry_held(self, item: _Resource) -> None:
+        """Rows held for a missing reference: read them again by key and try once more."""
+        with read_connection(self.store) as conn:
+            held = state.problem_keys(
+                conn,
+                self.mapping.name,
+                item.mapping.resource.name,
+                kind="reference",
+                limit=_RETRIES_PER_POLL,
+            )
+        if not held:
+            return
+        drafts = self.fetch(item.mapping, sorted({key for _, key in held}, key=repr))
+        wanted = set(held)
+        drafts = [d for d in drafts if (d.tenant, d.key) in wanted]
+        gone = wanted - {(d.tenant, d.key) for d in drafts}
+        if drafts:
+            self.writer.write(item.mapping, drafts)
+        if gone:
+            with write_transaction(self.store) as conn:
+                state.clear_problems(conn, self.mapping.name, item.mapping.resource.name, gone)
+
+    # -- reconcile -----------------------------------------------------------------------
+
+    def reconcile_due(self, item: _Resource) -> bool:
+        if item.phase != "follow":
+            return False
+        if item.reconcile is not None:
+            return True
+        last = item.reconciled_at or 0
+        return now_us() - last >= item.mapping.reconcile_s * 1_000_000
+
+    def reconcile_step(self, item: _Resource) -> bool:
+        """One page of a reconcile pass (starting one if none runs); True when it finished."""
+        mapping = item.mapping
+        if item.reconcile is None:
+            item.reconcile = _Reconcile(now_us(), time.monotonic(), self._live_ids(mapping))
+        run = item.reconcile
+        rows = self.source.read_by_key(mapping, after=run.after, limit=self.settings.batch_size)
+        if rows.rows:
+            drafts = self._drafts(item, rows)
+            run.key_is_int = run.key_is_int or isinstance(drafts[0].key, int)
+            written = self._write(item, drafts)
+            run.repaired += written.created + written.updated
+            run.deleted += written.deleted
+            for d in drafts:
+                business_id = self.tenants.business(d.tenant)
+                if business_id is not None and d.record_id is not None:
+                    run.live.get(business_id, set()).discard(d.record_id)
+            run.after = drafts[-1].key
+        if len(rows.rows) == self.settings.batch_size:
+            return False
+        self._finish_reconcile(item, run)
+        return True
+
+    def _live_ids(self, mapping: ResourceMapping) -> dict[int, set[str]]:
+        """Every live record id of the resource, per business this mapping writes."""
+        from clubfeed.storage.schema import RESOURCE_TABLES
+
+        table = RESOURCE_TABLES[mapping.resource.name]
+        businesses = self._businesses()
+        live: dict[int, set[str]] = {b: set() for b in businesses}
+        with read_connection(self.store) as conn:
+            for business_id in businesses:
+                rows = conn.execute(
+                    select(table.c.id).where(
+                        table.c.business_id == business_id, table.c.deleted_at.is_(None)
+                    )
+                )
+                live[business_id] = {row[0] for row in rows}
+        return live
+
+    def _businesses(self) -> list[int]:
+        tenancy = self.mapping.tenancy
+        if tenancy.business_id is not None:
+            return [tenancy.business_id]
+        with read_connection(self.store) as conn:
+            made = state.tenant_businesses(conn, self.mapping.name)
+        return sorted(set(made.values()) | set((tenancy.businesses or {}).values()))
+
+    def _finish_reconcile(self, item: _Resource, run: _Reconcile) -> None:
+        """Confirm by key that the records not read are gone from the source; delete those."""
+        mapping = item.mapping
+        for business_id, missing in run.live.items():
+            ids = sorted(missing)
+            for start in range(0, len(ids), self.settings.batch_size):
+                chunk = ids[start : start + self.settings.batch_size]
+                keys: list[Any] = [
+                    int(i) if run.key_is_int and i.lstrip("-").isdigit() else i for i in chunk
+                ]
+                present = [
+                    d
+                    for d in self.fetch(mapping, keys)
+                    if self.tenants.business(d.tenant) == business_id
+                ]
+                found = {d.record_id for d in present}
+                if present:
+                    self._write(item, present)
+                gone = [i for i in chunk if i not in found]
+                if gone:
+                    run.deleted += self._delete(mapping, business_id, gone)
+        item.reconcile = None
+        item.reconciled_at = run.started_us
+        self._save(
+            item,
+            reconciled_at=run.started_us,
+            reconcile_seconds=round((time.monotonic() - run.started_s) * 1000),
+            reconcile_repaired=run.repaired,
+            reconcile_deleted=run.deleted,
+        )
+        self.on_event(
+            {
+                "event": "reconciled",
+                "resource": mapping.resource.name,
+                "repaired": run.repaired,
+                "deleted": run.deleted,
+            }
+        )
+
+    def _delete(self, mapping: ResourceMapping, business_id: int, ids: list[str]) -> int:
+        from clubfeed.ingest.validate import validated
+        from clubfeed.ingest.write import apply_changes
+
+        batch = validated(mapping.resource, [], ids, limit=None)
+        with write_transaction(self.store) as conn:
+            changes = apply_changes(conn, business_id=business_id, batch=batch)
+            state.add_counts(
+                conn,
+                self.mapping.name,
+                mapping.resource.name,
+                business_id,
+                deleted=len(changes.deleted),
+            )
+        return len(changes.deleted)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _guarded(self, item: _Resource, work: Callable[[], Any]) -> bool:
+        """Run one step of a resource; a failure of either database backs it off and is
+        recorded, and the other resources go on."""
+        now = time.monotonic()
+        if now < item.retry_at:
+            return False
+        try:
+            work()
+        except (SQLAlchemyError, CommitFailed, ColumnsProblem, OSError) as exc:
+            problem = describe_failure(exc)
+            item.backoff_s = min(
+                _MAX_BACKOFF_S, max(self.settings.poll_interval_s, item.backoff_s * 2)
+            )
+            item.retry_at = now + item.backoff_s
+            name = item.mapping.resource.name
+            with contextlib.suppress(SQLAlchemyError, CommitFailed):
+                self._save(item, last_error=problem, last_error_at=now_us())
+            self.on_event({"event": "error", "resource": name, "error": problem})
+            self.console.print(
+                f"[red]{name}[/red]: {escape(problem)}; retrying in {item.backoff_s:.0f} s"
+            )
+            return False
+        item.backoff_s = 0.0
+        item.retry_at = 0.0
+        return True
+
+    def run(self, *, once: bool = False, stop: threading.Event | None = None) -> list[str]:
+        """Backfill what needs it, then follow until `stop` (or one pass with `once`).
+
+        Returns the resources whose last step failed (their errors are in `status`).
+        """
+        stop = stop or threading.Event()
+        failed: set[str] = set()
+        fresh = [r for r in self.resources if r.phase == "backfill" and r.backfill_limit is None]
+        if fresh:
+            # One wait for every resource, not one each; a failure leaves each to its own.
+            with contextlib.suppress(SQLAlchemyError):
+                self._start_backfills(fresh)
+        while not stop.is_set():
+            started = time.monotonic()
+            for item in self.resources:
+                name = item.mapping.resource.name
+                if self._step(item, once=once):
+                    failed.discard(name)
+                elif item.retry_at:
+                    failed.add(name)
+                if stop.is_set():
+                    break
+            if once:
+                break
+            stop.wait(max(0.0, self.settings.poll_interval_s - (time.monotonic() - started)))
+        return sorted(failed)
+
+    def _step(self, item: _Resource, *, once: bool) -> bool:
+        """One turn of a resource: its backfill, or a poll, held retries and reconcile."""
+        if item.phase == "backfill":
+            with self._progress() as progress:
+                return self._guarded(item, partial(self.backfill, item, progress))
+        if not self._guarded(item, partial(self.poll, item)):
+            return False
+        if not self._guarded(item, partial(self.retry_held, item)):
+            return False
+        if self.reconcile_due(item):
+            step = self._reconcile_all if once else self.reconcile_step
+            return self._guarded(item, partial(step, item))
+        return True
+
+    def _progress(self) -> Progress:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        return Progress(*columns, console=self.console, transient=False)
+
+    def _reconcile_all(self, item: _Resource) -> None:
+        while not self.reconcile_step(item):
+            pass
+
+
+def _held_since(guard: Guard, watermark: Watermark) -> int | None:
+    """When the oldest open transaction holding the watermark back began (µs), if one does."""
+    if guard.oldest_open_s is None or not watermark.pending:
+        return None
+    return round(guard.oldest_open_s * 1_000_000)

@@ -1,0 +1,233 @@
+"""Sources end to end: a POS database on SQLite, PostgreSQL or MariaDB, read into clubfeed on
+SQLite or PostgreSQL while the POS app writes, and clubfeed's complete transfer compared
+with the source mapped, record for record.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from clubfeed.sources import mapping as mapping_file
+from clubfeed.sources import state
+from clubfeed.sources.database import connect
+from clubfeed.sources.runner import Runner
+from clubfeed.storage.engine import read_connection
+from tests.factories import Api
+from tests.sourcekit import Pos, SourceDatabase, expected, mapping_yaml, served
+
+RESOURCES = ("locations", "users", "checkins", "sales")
+
+
+def write_mapping(tmp_path: Path, body: str, name: str = "pos.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+@contextmanager
+def running(path: Path, store: Engine) -> Iterator[Runner]:
+    """`clubfeed source run` in a thread of this process, stopped at the end of the block."""
+    loaded = mapping_file.load(path)
+    source_db = connect(loaded.source.url)
+    runner = Runner(loaded, store, source_db)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runner.run(stop=stop)
+        except BaseException as exc:  # surfaced by the test below
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield runner
+    finally:
+        stop.set()
+        thread.join(30)
+        source_db.close()
+    assert not failure, failure
+
+
+def transfer(api: Api) -> dict[str, list[dict[str, Any]]]:
+    return {name: api.read_all(f"/v1/{name}") for name in RESOURCES}
+
+
+def converge(
+    api: Api, source: SourceDatabase, *, timeout_s: float = 30
+) -> dict[str, list[dict[str, Any]]]:
+    """Wait until clubfeed's complete transfer equals the source mapped; assert it does."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        want = expected(source)
+        got = transfer(api)
+        if all(served(got[name], want[name]) == want[name] for name in RESOURCES):
+            return got
+        if time.monotonic() > deadline:
+            for name in RESOURCES:
+                assert served(got[name], want[name]) == want[name], name
+        time.sleep(0.25)
+
+
+def base_time() -> datetime:
+    return datetime(2026, 11, 30, 13, 0, tzinfo=UTC)
+
+
+def seed(pos: Pos, members: int = 21, visits: int = 40) -> None:
+    """Two clubs, members (the last with no visits), visits and sales, in one transaction."""
+    at = pos.now()
+    with pos.transaction() as conn:
+        pos.club(conn, 1, "Downtown", "America/New_York", at)
+        pos.club(conn, 2, "Rive Gauche", "Europe/Paris", at)
+        for i in range(1, members + 1):
+            pos.member(
+                conn,
+                i,
+                at,
+                minor=i % 5 == 0,
+                guardian=1 if i % 5 == 0 else None,
+                tier="gold" if i % 2 else None,
+            )
+        for i in range(1, visits + 1):
+            visited = pos.source.stamp(base_time() + timedelta(minutes=i))
+            pos.visit(conn, i, (i % (members - 1)) + 1, 1 + i % 2, visited, at)
+        for i in range(1, 4):
+            pos.sale(conn, i, i, 1, f"{i}.50", at)
+
+
+def test_every_commit_arrives_even_late_ones_and_deletes_become_tombstones(
+    source: SourceDatabase, api: Api, db: Engine, tmp_path: Path
+) -> None:
+    pos = Pos(source)
+    seed(pos)
+    business = f"  id: {api.tenant.business.id}"
+    name = f"pos{api.tenant.business.id}"
+    path = write_mapping(
+        tmp_path, mapping_yaml(source, business=business, reconcile="1s", name=name)
+    )
+    with running(path, db):
+        first = converge(api, source)
+        untouched = {r["id"]: r["modified_at"] for r in first["users"] if 5 < int(r["id"]) < 21}
+
+        # A transaction that stamps its rows, then stays open for several polls while
+        # others commit later stamps: the runner must not pass it.
+        def held() -> None:
+            at = pos.now()
+            with pos.transaction(hold_s=1.5) as conn:
+                pos.member(conn, 200, at)
+                pos.visit(conn, 200, 200, 1, source.stamp(base_time()), at)
+                # Nothing references these two, and their resources are not reconciled
+                # during the test: only the watermark rule can keep them.
+                pos.member(conn, 201, at)
+                pos.sale(conn, 500, None, 1, "9.99", at)
+
+        slow = threading.Thread(target=held)
+        slow.start()
+        time.sleep(0.2)
+        # Fifty rows in one burst sharing one whole-second stamp.
+        burst = pos.now(whole_second=True)
+        with pos.transaction() as conn:
+            for i in range(100, 150):
+                pos.member(conn, i, burst)
+        # A visit committed just before the member it names, in the same instant.
+        same = pos.now()
+        with pos.transaction() as conn:
+            pos.visit(conn, 300, 300, 2, source.stamp(base_time()), same)
+        with pos.transaction() as conn:
+            pos.member(conn, 300, same)
+        for i in range(20):
+            with pos.transaction() as conn:
+                pos.sale(conn, 100 + i, None if i % 3 else 1, 2, f"{i}.05", pos.now())
+        # Updates, a soft delete and a hard delete.
+        with pos.transaction() as conn:
+            conn.execute(
+                text("UPDATE members SET email = 'new@example.com', updated_at = :at WHERE id = 1"),
+                {"at": pos.now()},
+            )
+            conn.execute(
+                text("UPDATE visits SET visited_at = :v, updated_at = :at WHERE visit_id = 1"),
+                {"v": source.stamp(base_time() + timedelta(hours=5)), "at": pos.now()},
+            )
+            conn.execute(
+                text("UPDATE members SET deleted_at = :at, updated_at = :at WHERE id = 21"),
+                {"at": pos.now()},
+            )
+            conn.execute(text("DELETE FROM visits WHERE visit_id = 3"))
+        slow.join()
+        final = converge(api, source)
+
+    assert "21" not in {r["id"] for r in final["users"]}
+    assert {"200", "300"} <= {r["id"] for r in final["checkins"]}
+    assert {"200", "201", "300"} <= {r["id"] for r in final["users"]}
+    assert "500" in {r["id"] for r in final["sales"]}
+    # Rows read again were unchanged: they never re-entered the feed.
+    again = {r["id"]: r["modified_at"] for r in final["users"] if r["id"] in untouched}
+    assert again == untouched
+    changes = api.read_all("/v1/users", modified_after="2000-01-01T00:00:00Z")
+    deleted = [r for r in changes if r.get("deleted")]
+    assert [r["id"] for r in deleted] == ["21"]
+    with read_connection(db) as conn:
+        status = {row["resource"]: row for row in state.report(conn, name)}
+    assert status["checkins"]["guarantee"] == (
+        "fixed lag" if source.kind == "sqlite" else "transactions"
+    )
+    assert status["checkins"]["reconcile_deleted"] is not None
+
+
+def test_multi_tenant_rows_never_cross(source: SourceDatabase, db: Engine, tmp_path: Path) -> None:
+    from clubfeed import tenants
+    from tests.factories import new_business
+
+    acme = new_business(db, "Acme")
+    for name, tenant in (("Acme Gyms", "acme"), ("Zen Studio", "zen")):
+        with source.engine.begin() as conn:
+            conn.execute(text("INSERT INTO tenants VALUES (:t, :n)"), {"t": tenant, "n": name})
+        pos = Pos(source, tenant)
+        pos._ids = iter(range(1000 if tenant == "zen" else 1, 10**9))
+        at = pos.now()
+        with pos.transaction() as conn:
+            base = 100 if tenant == "zen" else 0
+            pos.club(conn, base + 1, f"{name} club", "UTC", at)
+            for i in range(1, 6):
+                pos.member(conn, base + i, at)
+                pos.visit(conn, base + i, base + i, base + 1, source.stamp(base_time()), at)
+    business = (
+        "  column: tenant_id\n"
+        f"  businesses: {{acme: {acme.id}}}\n"
+        '  create_missing: {name_query: "SELECT tenant_id, display_name FROM tenants"}'
+    )
+    path = write_mapping(tmp_path, mapping_yaml(source, business=business, name=f"mt{acme.id}"))
+    loaded = mapping_file.load(path)
+    source_db = connect(loaded.source.url)
+    try:
+        Runner(loaded, db, source_db).run(once=True)
+    finally:
+        source_db.close()
+    with read_connection(db) as conn:
+        zen = [b for b in tenants.named(conn, ["Zen Studio"])][-1]
+        for business_id, first in ((acme.id, 1), (zen.id, 101)):
+            rows = (
+                conn.execute(
+                    text(
+                        "SELECT id FROM users WHERE business_id = :b AND deleted_at IS NULL ORDER BY id"
+                    ),
+                    {"b": business_id},
+                )
+                .scalars()
+                .all()
+            )
+            assert sorted(rows, key=int) == [str(first + i) for i in range(5)]
+            visits = conn.execute(
+                text("SELECT user_id, location_id FROM checkins WHERE business_id = :b"),
+                {"b": business_id},
+            ).all()
+            assert {loc for _, loc in visits} == {str(first)}
