@@ -13,7 +13,6 @@ here, independently of clubfeed's converter.
 from __future__ import annotations
 
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -132,12 +131,6 @@ class Pos:
     def __init__(self, source: SourceDatabase, tenant: str = "acme") -> None:
         self.source = source
         self.tenant = tenant
-        self._ids = iter(range(1, 10**9))
-        self._lock = threading.Lock()
-
-    def next_id(self) -> int:
-        with self._lock:
-            return next(self._ids)
 
     def now(self, *, whole_second: bool = False) -> Any:
         moment = datetime.now(UTC)
@@ -236,7 +229,6 @@ def mapping_yaml(
     name: str,
 ) -> str:
     """The mapping file the README shows, pointed at this source (`business` is the section)."""
-    tenant = " WHERE tenant_id IS NOT NULL" if "column" not in business else ""
     extra_tenant = ", tenant_id" if "column" in business else ""
     return f"""
 name: {name}
@@ -250,25 +242,25 @@ business:
 {business}
 resources:
   locations:
-    query: SELECT club_id AS id, club_name AS name, tz AS timezone, updated_at{extra_tenant} FROM clubs{tenant}
+    query: SELECT club_id AS id, club_name AS name, tz AS timezone, updated_at{extra_tenant} FROM clubs
     modified: updated_at
   users:
     query: >-
       SELECT id, email, first_name, last_name, is_minor AS is_child, guardian_id AS parent_id,
-      tier, updated_at, deleted_at{extra_tenant} FROM members{tenant}
+      tier, updated_at, deleted_at{extra_tenant} FROM members
     modified: updated_at
     deletes: {{column: deleted_at}}
   checkins:
     query: >-
       SELECT visit_id AS id, member_id AS user_id, club_id AS location_id,
-      visited_at AS checked_in_at, updated_at{extra_tenant} FROM visits{tenant}
+      visited_at AS checked_in_at, updated_at{extra_tenant} FROM visits
     modified: updated_at
     naive_datetimes: location
     deletes: {{reconcile: {reconcile}}}
   sales:
     query: >-
       SELECT line_id AS id, receipt AS sale_id, member_id AS user_id, club_id AS location_id,
-      price AS pre_tax_price, sold_at, updated_at{extra_tenant} FROM sale_lines{tenant}
+      price AS pre_tax_price, sold_at, updated_at{extra_tenant} FROM sale_lines
     modified: updated_at
     naive_datetimes: UTC
 """
@@ -339,5 +331,5 @@ def served(
     records: list[dict[str, Any]], like: dict[str, dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
     """The API's records cut down to the fields `expected` states, by id."""
-    fields = {name for record in like.values() for name in record} or set()
+    fields = {name for record in like.values() for name in record}
     return {r["id"]: {k: v for k, v in r.items() if k in fields} for r in records}

@@ -120,6 +120,8 @@ def test_every_commit_arrives_even_late_ones_and_deletes_become_tombstones(
 
         # A transaction that stamps its rows, then stays open for several polls while
         # others commit later stamps: the runner must not pass it.
+        stamped = threading.Event()
+
         def held() -> None:
             at = pos.now()
             with pos.transaction(hold_s=1.5) as conn:
@@ -129,10 +131,11 @@ def test_every_commit_arrives_even_late_ones_and_deletes_become_tombstones(
                 # during the test: only the watermark rule can keep them.
                 pos.member(conn, 201, at)
                 pos.sale(conn, 500, None, 1, "9.99", at)
+                stamped.set()  # written, not committed: held open for 1.5 s from here
 
         slow = threading.Thread(target=held)
         slow.start()
-        time.sleep(0.2)
+        stamped.wait(10)
         # Fifty rows in one burst sharing one whole-second stamp.
         burst = pos.now(whole_second=True)
         with pos.transaction() as conn:
@@ -192,7 +195,6 @@ def test_multi_tenant_rows_never_cross(source: SourceDatabase, db: Engine, tmp_p
         with source.engine.begin() as conn:
             conn.execute(text("INSERT INTO tenants VALUES (:t, :n)"), {"t": tenant, "n": name})
         pos = Pos(source, tenant)
-        pos._ids = iter(range(1000 if tenant == "zen" else 1, 10**9))
         at = pos.now()
         with pos.transaction() as conn:
             base = 100 if tenant == "zen" else 0

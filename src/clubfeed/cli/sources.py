@@ -8,20 +8,25 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from clubfeed.cli.context import Context, emit, err, json_option, pass_context, utc
 from clubfeed.timefmt import now_us
 
+if TYPE_CHECKING:
+    from clubfeed.sources.database import SourceDB
+    from clubfeed.sources.mapping import MappingFile
+
 _FILE = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 
 
-def _load(file: Path) -> Any:
+def _load(file: Path) -> MappingFile:
     from clubfeed.sources.mapping import MappingError, load
 
     try:
@@ -30,15 +35,18 @@ def _load(file: Path) -> Any:
         raise click.ClickException(str(exc)) from exc
 
 
-def _connect(mapping: Any) -> Any:
+def _connect(mapping: MappingFile) -> SourceDB:
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
     from clubfeed.sources.database import connect, safe_url
 
+    where = f"{mapping.path}: cannot use source.url {safe_url(mapping.source.url)}"
     try:
         return connect(mapping.source.url)
-    except Exception as exc:  # a URL SQLAlchemy cannot use, or a driver that is missing
-        raise click.ClickException(
-            f"{mapping.path}: cannot use source.url {safe_url(mapping.source.url)}: {exc}"
-        ) from exc
+    except ArgumentError as exc:  # its message quotes the URL, password and all
+        raise click.ClickException(f"{where}: it is not a SQLAlchemy URL") from exc
+    except (ValueError, NoSuchModuleError, ImportError) as exc:
+        raise click.ClickException(f"{where}: {exc}") from exc
 
 
 @click.group()
@@ -65,7 +73,7 @@ def check(file: Path, as_json: bool) -> None:
     source_db = _connect(mapping)
     try:
         report = run_check(mapping, source_db)
-    except Exception as exc:
+    except SQLAlchemyError as exc:  # the source is unreachable, or refuses the account
         from clubfeed.sources.database import describe_failure
 
         raise click.ClickException(
@@ -75,7 +83,6 @@ def check(file: Path, as_json: bool) -> None:
         source_db.close()
     if as_json:
         data = dataclasses.asdict(report)
-        data["source"] = safe_url(mapping.source.url)
         data["ok"] = report.ok
         emit(True, data, [])
     else:
@@ -121,8 +128,10 @@ def run(ctx: Context, file: Path, once: bool, as_json: bool) -> None:
     mapping = _load(file)
     source_db = _connect(mapping)
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
 
     def event(data: dict[str, Any]) -> None:
         if as_json:
@@ -142,6 +151,8 @@ def run(ctx: Context, file: Path, once: bool, as_json: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     finally:
         source_db.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if failed:
         raise click.ClickException(
             f"{', '.join(failed)} failed this pass (the other resources were written); "
@@ -182,9 +193,14 @@ def status(ctx: Context, file: Path, as_json: bool) -> None:
         if row["phase"] == "backfill":
             lag = "backfilling"
         problems = ", ".join(f"{len(v)} {k}" for k, v in row["problems"].items()) or "none"
+        watermark = str(row["watermark"])
+        if row["guarantee"] == "fixed lag":
+            watermark += " (fixed lag: open transactions unseen)"
+        if row["held_since_us"] is not None:
+            watermark += f" (held by a transaction open since {utc(row['held_since_us'])})"
         reading.add_row(
             row["resource"],
-            escape(str(row["watermark"])),
+            escape(watermark),
             lag,
             utc(row["reconciled_at_us"]) or "never",
             problems,

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from clubfeed.catalogue import SERVER_FIELDS
 from clubfeed.sources import convert
 from clubfeed.sources.convert import BadValue, ColumnsProblem
-from clubfeed.sources.database import SourceDB, describe_failure
+from clubfeed.sources.database import SourceDB, describe_failure, safe_url
 from clubfeed.sources.mapping import MappingFile
 
 SAMPLE_ROWS = 3
@@ -38,7 +38,7 @@ class ResourceCheck:
 @dataclass
 class CheckReport:
     mapping: str
-    source: str
+    source: str  # the URL without its password
     dialect: str
     sees_transactions: bool
     guarantee: str
@@ -72,7 +72,7 @@ def check(mapping: MappingFile, source: SourceDB) -> CheckReport:
     visible = source.can_see_transactions()
     report = CheckReport(
         mapping=mapping.name,
-        source=source.dialect,
+        source=safe_url(mapping.source.url),
         dialect=source.dialect,
         sees_transactions=visible,
         guarantee=guarantee_text(mapping, source.dialect, visible),

@@ -199,6 +199,8 @@ def layout(mapping: ResourceMapping, rows: Rows, tenant_column: str | None) -> L
     position = {name: i for i, name in enumerate(rows.columns)}
     resource = mapping.resource
     name = resource.name
+    if len(position) != len(rows.columns):
+        raise ColumnsProblem(f"{name}: the query names a column twice; alias one of them")
     for needed in (mapping.key, mapping.modified, "id", tenant_column, mapping.delete_column):
         if needed is not None and needed not in position:
             raise ColumnsProblem(
@@ -220,8 +222,6 @@ def layout(mapping: ResourceMapping, rows: Rows, tenant_column: str | None) -> L
             f"{name} is strict, and the query has columns that are not {name} fields: "
             f"{', '.join(others)}; drop them, or remove strict: true to keep them in extra"
         )
-    if len(position) != len(rows.columns):
-        raise ColumnsProblem(f"{name}: the query names a column twice; alias one of them")
     fields = tuple(
         (position[f.name], f.name, f.kind) for f in resource.fields if f.name in position
     )
@@ -239,7 +239,7 @@ def layout(mapping: ResourceMapping, rows: Rows, tenant_column: str | None) -> L
 
 def draft(mapping: ResourceMapping, plan: Layout, row: tuple[Any, ...]) -> Draft:
     """One row as a Draft; a value that cannot convert sets `problem` and stops there."""
-    tenant = "" if plan.tenant is None else _tenant_text(row[plan.tenant])
+    tenant = tenant_of(plan, row)
     deleted = plan.deleted is not None and row[plan.deleted] is not None
     out = Draft(row[plan.key], row[plan.modified], tenant, None, deleted)
     try:
@@ -272,8 +272,11 @@ def draft(mapping: ResourceMapping, plan: Layout, row: tuple[Any, ...]) -> Draft
     return out
 
 
-def _tenant_text(value: Any) -> str:
-    return "" if value is None else str(value)
+def tenant_of(plan: Layout, row: tuple[Any, ...]) -> str:
+    """The row's tenant as text ("" for a source of one business, or a NULL tenant)."""
+    if plan.tenant is None or row[plan.tenant] is None:
+        return ""
+    return str(row[plan.tenant])
 
 
 def record(mapping: ResourceMapping, item: Draft, zones: Mapping[str, ZoneInfo]) -> Any:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -41,6 +42,7 @@ from clubfeed.sources.watermark import Watermark
 from clubfeed.sources.writer import Tenants, Writer, Written
 from clubfeed.storage.engine import read_connection, write_transaction
 from clubfeed.storage.outages import CommitFailed
+from clubfeed.storage.schema import RESOURCE_TABLES
 from clubfeed.timefmt import now_us
 
 _MAX_BACKOFF_S = 60.0
@@ -54,8 +56,8 @@ class _Resource:
     mapping: ResourceMapping
     watermark: Watermark
     phase: str
-    backfill_limit: Any = None
-    backfill_after: Any = None
+    backfill_limit: str | None = None  # M0 as typed JSON (JSON null: the source had no rows)
+    backfill_after: Any = None  # the last key the backfill wrote
     reconciled_at: int | None = None
     seen: dict[tuple[str, Any], Any] = field(default_factory=dict)  # (tenant, key) → stamp written
     layouts: dict[tuple[str, ...], Layout] = field(default_factory=dict)
@@ -93,8 +95,10 @@ class Runner:
         self.console = console or Console(stderr=True, quiet=True)
         self.on_event = on_event or (lambda _event: None)
         self.settings = mapping.source
-        self._tenant_names: dict[str, str] | None = None
-        self.tenants = Tenants(store, mapping, self._names)
+        self._stop = threading.Event()
+        self.tenants = Tenants(
+            store, mapping, self._names, refresh_s=mapping.source.poll_interval_s
+        )
         self.writer = Writer(store, mapping, self.tenants, self.fetch)
         self.resources = [self._load(m) for m in mapping.resources]
 
@@ -120,22 +124,24 @@ class Runner:
             state.save_cursor(conn, self.mapping.name, item.mapping.resource.name, **values)
 
     def _names(self) -> dict[str, str]:
-        """Tenant display names from create_missing.name_query, read once per run and on a miss."""
+        """Tenant display names from create_missing.name_query."""
         query = self.mapping.tenancy.name_query
         if query is None:
             return {}
-        self._tenant_names = {
-            str(tenant): str(name) for tenant, name in self.source.tenant_names(query)
-        }
-        return self._tenant_names
+        return {str(tenant): str(name) for tenant, name in self.source.tenant_names(query)}
 
     # -- reading -------------------------------------------------------------------------
 
-    def _drafts(self, item: _Resource, rows: Rows) -> list[Draft]:
+    def _layout(self, item: _Resource, rows: Rows) -> Layout:
+        """The read's layout, worked out once per shape of result."""
         plan = item.layouts.get(rows.columns)
         if plan is None:
             plan = convert.layout(item.mapping, rows, self.mapping.tenancy.column)
             item.layouts[rows.columns] = plan
+        return plan
+
+    def _drafts(self, item: _Resource, rows: Rows) -> list[Draft]:
+        plan = self._layout(item, rows)
         return [convert.draft(item.mapping, plan, row) for row in rows.rows]
 
     def fetch(self, mapping: ResourceMapping, keys: Sequence[Any]) -> list[Draft]:
@@ -155,6 +161,8 @@ class Runner:
         mapping = item.mapping
         if item.backfill_limit is None:
             self._start_backfills([item])
+            if item.backfill_limit is None:
+                return  # stopped while waiting
         task = None
         if progress is not None:
             task = progress.add_task(mapping.resource.name, total=self.source.count(mapping))
@@ -197,36 +205,41 @@ class Runner:
         if not limits:
             return
         read_at = self.source.guard().now_s
-        self._wait_for_open_transactions(limits[0][0], read_at)
+        if not self._wait_for_open_transactions(limits[0][0], read_at):
+            return
         for item, limit in limits:
             item.backfill_limit = state.encode_value(limit)
             self._save(
                 item, phase="backfill", backfill_limit=item.backfill_limit, backfill_after=None
             )
 
-    def _wait_for_open_transactions(self, item: _Resource, read_at: float) -> None:
-        """Wait until every transaction that could still commit a stamp up to M0 has ended."""
+    def _wait_for_open_transactions(self, item: _Resource, read_at: float) -> bool:
+        """Wait until every transaction that could still commit a stamp up to M0 has ended;
+        False if the runner was stopped first."""
         margin = 2 * self.settings.clock_margin_s
         while True:
             guard = self.source.guard()
             horizon = item.watermark.horizon(guard)
             if read_at + margin < horizon:
-                return
+                return True
             if guard.oldest_open_s is not None and guard.oldest_open_s <= read_at + margin:
                 self.console.print(
                     f"{item.mapping.resource.name}: waiting for a source transaction open "
                     f"{guard.now_s - guard.oldest_open_s:.0f} s to end before the backfill"
                 )
-            time.sleep(min(self.settings.poll_interval_s, max(0.05, read_at + margin - horizon)))
+            if self._stop.wait(
+                min(self.settings.poll_interval_s, max(0.05, read_at + margin - horizon))
+            ):
+                return False
 
     # -- follow --------------------------------------------------------------------------
 
-    def poll(self, item: _Resource) -> Written:
+    def poll(self, item: _Resource) -> None:
         """Read what changed since the watermark, write it, and move the watermark on."""
         mapping = item.mapping
         guard = self.source.guard()
         settled = item.watermark.settled(guard)
-        out = Written()
+        reread: Counter[str] = Counter()  # rows already written at this stamp, by tenant
         after: tuple[Any, Any] | None = None
         greatest = None
         while True:
@@ -235,22 +248,16 @@ class Runner:
             )
             if not rows.rows:
                 break
-            plan = item.layouts.get(rows.columns) or convert.layout(
-                mapping, rows, self.mapping.tenancy.column
-            )
-            item.layouts[rows.columns] = plan
+            plan = self._layout(item, rows)
             fresh = []
             for row in rows.rows:
-                tenant = "" if plan.tenant is None else str(row[plan.tenant])
-                stamp = row[plan.modified]
-                if item.seen.get((tenant, row[plan.key])) == stamp:
-                    business_id = self.tenants.business(tenant)
-                    if business_id is not None:
-                        out.unchanged += 1
-                    continue
-                fresh.append(convert.draft(mapping, plan, row))
+                tenant = convert.tenant_of(plan, row)
+                if item.seen.get((tenant, row[plan.key])) == row[plan.modified]:
+                    reread[tenant] += 1
+                else:
+                    fresh.append(convert.draft(mapping, plan, row))
             if fresh:
-                out.add(self._write(item, fresh))
+                self._write(item, fresh)
             last = rows.rows[-1]
             after = (last[plan.modified], last[plan.key])
             greatest = last[plan.modified]
@@ -262,18 +269,24 @@ class Runner:
         if settled is not None and settled != item.watermark.safe:
             item.watermark.safe = settled
             item.seen = {k: v for k, v in item.seen.items() if v > settled}
-        self._save(
-            item,
-            watermark=None
-            if item.watermark.safe is None
-            else state.encode_value(item.watermark.safe),
-            guarantee="transactions" if guard.visible else "fixed lag",
-            held_since=_held_since(guard, item.watermark),
-            caught_up_at=now_us(),
-            polled_at=now_us(),
-            last_error=None,
-        )
-        return out
+        safe = item.watermark.safe
+        with write_transaction(self.store) as conn:
+            for tenant, count in reread.items():
+                business_id = self.tenants.business(tenant)
+                if business_id is not None:
+                    state.add_counts(
+                        conn, self.mapping.name, mapping.resource.name, business_id, unchanged=count
+                    )
+            state.save_cursor(
+                conn,
+                self.mapping.name,
+                mapping.resource.name,
+                watermark=None if safe is None else state.encode_value(safe),
+                guarantee="transactions" if guard.visible else "fixed lag",
+                held_since=_held_since(guard, item.watermark),
+                caught_up_at=now_us(),
+                last_error=None,
+            )
 
     def _write(self, item: _Resource, drafts: list[Draft]) -> Written:
         written = self.writer.write(item.mapping, drafts)
@@ -300,8 +313,7 @@ class Runner:
         if drafts:
             self.writer.write(item.mapping, drafts)
         if gone:
-            with write_transaction(self.store) as conn:
-                state.clear_problems(conn, self.mapping.name, item.mapping.resource.name, gone)
+            self.writer.forget(item.mapping, gone)
 
     # -- reconcile -----------------------------------------------------------------------
 
@@ -338,8 +350,6 @@ class Runner:
 
     def _live_ids(self, mapping: ResourceMapping) -> dict[int, set[str]]:
         """Every live record id of the resource, per business this mapping writes."""
-        from clubfeed.storage.schema import RESOURCE_TABLES
-
         table = RESOURCE_TABLES[mapping.resource.name]
         businesses = self._businesses()
         live: dict[int, set[str]] = {b: set() for b in businesses}
@@ -381,7 +391,7 @@ class Runner:
                     self._write(item, present)
                 gone = [i for i in chunk if i not in found]
                 if gone:
-                    run.deleted += self._delete(mapping, business_id, gone)
+                    run.deleted += self.writer.delete(mapping, business_id, gone)
         item.reconcile = None
         item.reconciled_at = run.started_us
         self._save(
@@ -399,22 +409,6 @@ class Runner:
                 "deleted": run.deleted,
             }
         )
-
-    def _delete(self, mapping: ResourceMapping, business_id: int, ids: list[str]) -> int:
-        from clubfeed.ingest.validate import validated
-        from clubfeed.ingest.write import apply_changes
-
-        batch = validated(mapping.resource, [], ids, limit=None)
-        with write_transaction(self.store) as conn:
-            changes = apply_changes(conn, business_id=business_id, batch=batch)
-            state.add_counts(
-                conn,
-                self.mapping.name,
-                mapping.resource.name,
-                business_id,
-                deleted=len(changes.deleted),
-            )
-        return len(changes.deleted)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -449,7 +443,7 @@ class Runner:
 
         Returns the resources whose last step failed (their errors are in `status`).
         """
-        stop = stop or threading.Event()
+        stop = self._stop = stop or threading.Event()
         failed: set[str] = set()
         fresh = [r for r in self.resources if r.phase == "backfill" and r.backfill_limit is None]
         if fresh:

@@ -180,9 +180,14 @@ def clear_problems(
 
 
 def problem_keys(
-    conn: Connection, mapping: str, resource: str, *, kind: str | None = None, limit: int = 1000
+    conn: Connection,
+    mapping: str,
+    resource: str,
+    *,
+    kind: str | None = None,
+    limit: int | None = 1000,
 ) -> list[tuple[str, Any]]:
-    """(tenant, source key) of the rows with problems, oldest first."""
+    """(tenant, source key) of the rows with problems, oldest first (`limit` None: all)."""
     query = select(source_problems.c.tenant, source_problems.c.source_key).where(
         source_problems.c.mapping == mapping, source_problems.c.resource == resource
     )
@@ -223,7 +228,6 @@ def report(conn: Connection, mapping: str) -> list[dict[str, Any]]:
             "guarantee": row["guarantee"],
             "held_since_us": row["held_since"],
             "caught_up_at_us": row["caught_up_at"],
-            "polled_at_us": row["polled_at"],
             "last_error": row["last_error"],
             "last_error_at_us": row["last_error_at"],
             "reconciled_at_us": row["reconciled_at"],

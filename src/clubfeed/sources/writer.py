@@ -9,19 +9,21 @@ a bad value waits for its row to change, a missing reference is retried each pol
 
 from __future__ import annotations
 
+import math
+import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from clubfeed import catalogue, tenants
-from clubfeed.catalogue import Resource
+from clubfeed import tenants
+from clubfeed.catalogue import Kind, Resource
 from clubfeed.errors import InvalidInput
 from clubfeed.ingest.validate import validated
-from clubfeed.ingest.write import apply_changes
+from clubfeed.ingest.write import Changes, apply_changes
 from clubfeed.sources import convert, state
 from clubfeed.sources.convert import BadValue, Draft
 from clubfeed.sources.mapping import MappingFile, ResourceMapping, Tenancy
@@ -39,11 +41,21 @@ class UnknownBusiness(Exception):
 class Tenants:
     """Which business a row's tenant is, creating businesses for new tenants if asked."""
 
-    def __init__(self, store: Engine, mapping: MappingFile, names: Callable[[], dict[str, str]]):
+    def __init__(
+        self,
+        store: Engine,
+        mapping: MappingFile,
+        names: Callable[[], dict[str, str]],
+        *,
+        refresh_s: float,
+    ):
         self.store = store
         self.mapping = mapping
         self.tenancy: Tenancy = mapping.tenancy
         self._names = names
+        self._refresh_s = refresh_s
+        self._named: dict[str, str] = {}
+        self._named_at = -math.inf
         self._known: dict[str, int] = {}
         with read_connection(store) as conn:
             wanted = (
@@ -67,7 +79,11 @@ class Tenants:
         found = self._known.get(tenant)
         if found is not None or self.tenancy.name_query is None:
             return found
-        name = self._names().get(tenant)
+        if tenant not in self._named and time.monotonic() - self._named_at >= self._refresh_s:
+            # A tenant not seen before: read the names again, at most once a poll interval.
+            self._named = self._names()
+            self._named_at = time.monotonic()
+        name = self._named.get(tenant)
         if name is None:
             return None
         with write_transaction(self.store) as conn:
@@ -108,6 +124,9 @@ class Writer:
         self.mapping = mapping
         self.tenants = tenancy
         self.fetch = fetch
+        # Per resource, the (tenant, key) rows with a recorded problem: a write clears
+        # only those, so a page without problems costs no statement for them.
+        self._troubled: dict[str, set[tuple[str, Any]]] = {}
 
     def write(self, mapping: ResourceMapping, drafts: Sequence[Draft], depth: int = 0) -> Written:
         """Write the drafts, each business's in one transaction; problems are recorded."""
@@ -125,80 +144,92 @@ class Writer:
             by_business[business_id].append(item)
         for business_id, group in by_business.items():
             out.add(self._write_business(mapping, business_id, _last_per_id(group), depth))
-        resource = mapping.resource.name
-        if out.problems or out.done:
+        troubled = self._troubled_rows(mapping)
+        now_troubled = {(p.tenant, p.key) for p in out.problems}
+        solved = [k for k in out.done if k in troubled and k not in now_troubled]
+        if out.problems or solved:
             with write_transaction(self.store) as conn:
-                problem_keys = {(p.tenant, p.key) for p in out.problems}
-                state.clear_problems(
-                    conn,
-                    self.mapping.name,
-                    resource,
-                    [k for k in out.done if k not in problem_keys],
-                )
-                state.record_problems(conn, self.mapping.name, resource, out.problems)
+                state.clear_problems(conn, self.mapping.name, mapping.resource.name, solved)
+                state.record_problems(conn, self.mapping.name, mapping.resource.name, out.problems)
+            troubled.difference_update(solved)
+            troubled.update(now_troubled)
         return out
+
+    def forget(self, mapping: ResourceMapping, rows: Collection[tuple[str, Any]]) -> None:
+        """Drop the problems of these (tenant, key) rows, which the source no longer has."""
+        with write_transaction(self.store) as conn:
+            state.clear_problems(conn, self.mapping.name, mapping.resource.name, rows)
+        self._troubled_rows(mapping).difference_update(rows)
+
+    def delete(self, mapping: ResourceMapping, business_id: int, ids: Sequence[str]) -> int:
+        """Turn these records of a business into tombstones (a reconcile's confirmed deletes)."""
+        drafts = [Draft(i, None, "", i, True) for i in ids]
+        return self._write_business(mapping, business_id, drafts, 0).deleted
+
+    def _troubled_rows(self, mapping: ResourceMapping) -> set[tuple[str, Any]]:
+        name = mapping.resource.name
+        if name not in self._troubled:
+            with read_connection(self.store) as conn:
+                rows = state.problem_keys(conn, self.mapping.name, name, limit=None)
+            self._troubled[name] = set(rows)
+        return self._troubled[name]
 
     def _write_business(
         self, mapping: ResourceMapping, business_id: int, drafts: list[Draft], depth: int
     ) -> Written:
+        """One business's drafts as one Batch. A reference clubfeed lacks fails the first
+        attempt (the write's own reference check finds it): the referenced rows are fetched
+        from the source, written, and the batch tried again; what is still missing is held."""
         out = Written()
         resource = mapping.resource
-        upserts = [d for d in drafts if not d.deleted]
         deletes = [d for d in drafts if d.deleted]
-        upserts = self._with_references(mapping, business_id, upserts, out, depth)
-        zones = self._zones(business_id, upserts) if mapping.naive_datetimes == "location" else {}
+        upserts = [d for d in drafts if not d.deleted]
+        zones = (
+            self._zones(business_id, upserts, depth)
+            if mapping.naive_datetimes == "location"
+            else {}
+        )
         records: list[tuple[Draft, Any]] = []
         for item in upserts:
+            location = item.fields.get("location_id")
+            if item.waiting and location not in zones:
+                out.problems.append(_held(item, business_id, "location_id", "locations", location))
+                continue
             try:
                 records.append((item, convert.record(mapping, item, zones)))
             except BadValue as exc:
                 out.problems.append(_problem(item, "value", exc, business_id))
         records = _parents_first(resource, records)
+        fetched = depth >= _MAX_FETCH_DEPTH
         while records or deletes:
             try:
-                batch = validated(
-                    resource,
-                    [r for _, r in records],
-                    [d.record_id for d in deletes if d.record_id is not None],
-                    limit=None,
-                )
-                with write_transaction(self.store) as conn:
-                    changes = apply_changes(conn, business_id=business_id, batch=batch)
-                    state.add_counts(
-                        conn,
-                        self.mapping.name,
-                        resource.name,
-                        business_id,
-                        created=len(changes.created),
-                        updated=len(changes.updated),
-                        unchanged=len(changes.unchanged),
-                        deleted=len(changes.deleted),
-                    )
+                changes = self._apply(mapping, business_id, records, deletes)
             except InvalidInput as exc:
-                # Set the failing rows aside as problems and write the rest.
-                failing: set[tuple[str, int]] = set()
-                for error in exc.errors:
-                    if error.place is None:
-                        raise
-                    failing.add((error.place.part, error.place.index))
-                    part = records if error.place.part == "upsert" else None
-                    item = (
-                        part[error.place.index][0]
-                        if part is not None
-                        else deletes[error.place.index]
-                    )
-                    kind = "reference" if "write that record first" in error.detail else "value"
-                    column = error.place.field
-                    out.problems.append(
-                        state.Problem(
-                            item.tenant,
-                            item.key,
-                            kind,
-                            column,
-                            error.detail.rstrip("."),
-                            business_id,
+                failing = _failing(resource, exc)
+                references = {
+                    i: f.ref for (part, i), f in failing.items() if part == "upsert" and f.ref
+                }
+                if references and not fetched:
+                    fetched = True
+                    self._fetch_references(resource, business_id, records, references, depth)
+                    continue
+                for (part, index), failure in failing.items():
+                    item = records[index][0] if part == "upsert" else deletes[index]
+                    if failure.ref is not None:
+                        target = str(resource.field_by_name[failure.ref].ref)
+                        value = item.fields.get(failure.ref)
+                        out.problems.append(_held(item, business_id, failure.ref, target, value))
+                    else:
+                        out.problems.append(
+                            state.Problem(
+                                item.tenant,
+                                item.key,
+                                "value",
+                                failure.field,
+                                failure.detail,
+                                business_id,
+                            )
                         )
-                    )
                 records = [r for i, r in enumerate(records) if ("upsert", i) not in failing]
                 deletes = [d for i, d in enumerate(deletes) if ("delete", i) not in failing]
                 continue
@@ -212,63 +243,78 @@ class Writer:
             break
         return out
 
-    def _with_references(
+    def _apply(
         self,
         mapping: ResourceMapping,
         business_id: int,
-        drafts: list[Draft],
-        out: Written,
-        depth: int,
-    ) -> list[Draft]:
-        """Fetch and write first what the drafts reference and clubfeed lacks; hold the rest."""
+        records: list[tuple[Draft, Any]],
+        deletes: list[Draft],
+    ) -> Changes:
+        """The ingest path itself: a validated Batch, applied with its counts in one transaction."""
         resource = mapping.resource
-        held: set[int] = set()
-        own_ids = {d.record_id for d in drafts}
-        for ref in resource.refs:
-            assert ref.ref is not None
-            target = catalogue.get(ref.ref)
-            wanted: dict[str, Any] = {}
-            for item in drafts:
-                value = item.fields.get(ref.name)
-                if value is not None and not (target is resource and value in own_ids):
-                    wanted[value] = item.raw_refs.get(ref.name, value)
-            missing = set(wanted) - self._live(target, business_id, list(wanted))
-            target_mapping = self.mapping.for_resource(target.name)
-            if missing and target_mapping is not None and depth < _MAX_FETCH_DEPTH:
-                fetched = [
-                    d
-                    for d in self.fetch(target_mapping, [wanted[m] for m in sorted(missing)])
-                    if self.tenants.business(d.tenant) == business_id
-                ]
-                if fetched:
-                    self.write(target_mapping, fetched, depth + 1)
-                    missing -= self._live(target, business_id, sorted(missing))
-            for index, item in enumerate(drafts):
-                value = item.fields.get(ref.name)
-                if value in missing:
-                    held.add(index)
-                    detail = (
-                        f"{ref.name} names {target.name} record {value!r}, which neither "
-                        "clubfeed nor the source has yet; held, and tried again each poll"
-                    )
-                    out.problems.append(
-                        state.Problem(
-                            item.tenant, item.key, "reference", ref.name, detail, business_id
-                        )
-                    )
-        return [d for i, d in enumerate(drafts) if i not in held]
-
-    def _live(self, target: Resource, business_id: int, ids: list[str]) -> set[str]:
-        if not ids:
-            return set()
-        with read_connection(self.store) as conn:
-            rows = rows_by_id(conn, target.table, "id", business_id, ids, "deleted_at IS NULL")
-        return {row[0] for row in rows}
-
-    def _zones(self, business_id: int, drafts: list[Draft]) -> dict[str, ZoneInfo]:
-        locations = sorted(
-            {d.fields["location_id"] for d in drafts if d.waiting and d.fields.get("location_id")}
+        batch = validated(
+            resource, [r for _, r in records], [d.record_id or "" for d in deletes], limit=None
         )
+        with write_transaction(self.store) as conn:
+            changes = apply_changes(conn, business_id=business_id, batch=batch)
+            state.add_counts(
+                conn,
+                self.mapping.name,
+                resource.name,
+                business_id,
+                created=len(changes.created),
+                updated=len(changes.updated),
+                unchanged=len(changes.unchanged),
+                deleted=len(changes.deleted),
+            )
+        return changes
+
+    def _fetch_references(
+        self,
+        resource: Resource,
+        business_id: int,
+        records: list[tuple[Draft, Any]],
+        references: dict[int, str],
+        depth: int,
+    ) -> None:
+        """Read the rows the failing references name from the source, and write them first."""
+        wanted: dict[str, dict[str, Any]] = defaultdict(dict)
+        for index, ref in references.items():
+            item = records[index][0]
+            target = resource.field_by_name[ref].ref
+            assert target is not None
+            wanted[target][item.fields[ref]] = item.raw_refs.get(ref, item.fields[ref])
+        self._fetch(business_id, wanted, depth)
+
+    def _fetch(self, business_id: int, wanted: dict[str, dict[str, Any]], depth: int) -> None:
+        """Write the source's rows of each target resource named by these (id → raw key)."""
+        for target, keys in wanted.items():
+            target_mapping = self.mapping.for_resource(target)
+            if target_mapping is None:
+                continue
+            fetched = [
+                d
+                for d in self.fetch(target_mapping, list(keys.values()))
+                if self.tenants.business(d.tenant) == business_id
+            ]
+            if fetched:
+                self.write(target_mapping, fetched, depth + 1)
+
+    def _zones(self, business_id: int, drafts: list[Draft], depth: int) -> dict[str, ZoneInfo]:
+        """The zones of the locations whose local time the drafts hold, fetching missing ones."""
+        wanted = {
+            d.fields["location_id"]: d.raw_refs.get("location_id", d.fields["location_id"])
+            for d in drafts
+            if d.waiting and d.fields.get("location_id") is not None
+        }
+        zones = self._read_zones(business_id, sorted(wanted))
+        missing = {k: v for k, v in wanted.items() if k not in zones}
+        if missing and depth < _MAX_FETCH_DEPTH:
+            self._fetch(business_id, {"locations": missing}, depth)
+            zones.update(self._read_zones(business_id, sorted(missing)))
+        return zones
+
+    def _read_zones(self, business_id: int, locations: list[str]) -> dict[str, ZoneInfo]:
         if not locations:
             return {}
         with read_connection(self.store) as conn:
@@ -276,6 +322,39 @@ class Writer:
                 conn, "locations", "id, timezone", business_id, locations, "deleted_at IS NULL"
             )
         return {location: zone(tz) for location, tz in rows}
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """Why an item of a write failed: `ref` is the reference field whose record clubfeed
+    lacks (a field of kind REF), or None for any other rule; `detail` says it for a person."""
+
+    ref: str | None
+    field: str | None
+    detail: str
+
+
+def _failing(resource: Resource, exc: InvalidInput) -> dict[tuple[str, int], _Failure]:
+    """The failing items of a write by (part, index); a reference failure wins over others."""
+    failing: dict[tuple[str, int], _Failure] = {}
+    for error in exc.errors:
+        if error.place is None:
+            raise exc
+        name = error.place.field
+        spec = resource.field_by_name.get(name) if name else None
+        ref = name if spec is not None and spec.kind is Kind.REF else None
+        key = (error.place.part, error.place.index)
+        if key not in failing or ref is not None:
+            failing[key] = _Failure(ref, name, error.detail.rstrip("."))
+    return failing
+
+
+def _held(item: Draft, business_id: int, ref: str, target: str, value: Any) -> state.Problem:
+    detail = (
+        f"{ref} names {target} record {value!r}, which neither clubfeed nor the source has "
+        "yet; held, and tried again each poll"
+    )
+    return state.Problem(item.tenant, item.key, "reference", ref, detail, business_id)
 
 
 def _problem(

@@ -297,7 +297,6 @@ source_cursors = Table(
     Column("guarantee", Text, nullable=True),  # "transactions" or "fixed lag"
     Column("held_since", BigInteger, nullable=True),
     Column("caught_up_at", BigInteger, nullable=True),
-    Column("polled_at", BigInteger, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("last_error_at", BigInteger, nullable=True),
     Column("reconciled_at", BigInteger, nullable=True),

@@ -31,7 +31,6 @@ def upgrade() -> None:
         sa.Column("guarantee", sa.Text(), nullable=True),
         sa.Column("held_since", sa.BigInteger(), nullable=True),
         sa.Column("caught_up_at", sa.BigInteger(), nullable=True),
-        sa.Column("polled_at", sa.BigInteger(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("last_error_at", sa.BigInteger(), nullable=True),
         sa.Column("reconciled_at", sa.BigInteger(), nullable=True),
