@@ -167,3 +167,31 @@ def test_resummarize_recounts_buckets_an_older_version_left_behind(
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"businesses": [{"id": business, "records": 8}]}
     _assert_summaries_match_copies(api, ("users",))
+
+
+def test_a_batch_large_enough_to_be_staged_writes_exactly_what_it_holds(api: Api) -> None:
+    """Over `bulk.COPY_FROM` records, PostgreSQL stages the rows with COPY: new, changed and
+    unchanged records in one batch still come out exact, counted and summarized."""
+    from clubfeed.storage.bulk import COPY_FROM
+
+    size = 2 * COPY_FROM  # so that the second batch writes more than COPY_FROM, too
+    first = [record("users", f"big{i:05d}") for i in range(size)]
+    assert api.batch("users", upsert=first).status_code == 200
+    second = [
+        record("users", f"big{i:05d}", last_name="Changed") if i % 2 else first[i]
+        for i in range(size)
+    ] + [record("users", f"new{i:05d}") for i in range(300)]
+    done = api.batch("users", upsert=second)
+    assert done.status_code == 200, done.text
+    counts = {k: done.json()[k] for k in ("created", "updated", "unchanged", "deleted")}
+    assert counts == {
+        "created": 300,
+        "updated": size // 2,
+        "unchanged": size - size // 2,
+        "deleted": 0,
+    }
+    copy = {item["id"]: item for item in api.read_all("/v1/users", limit="10000")}
+    assert len(copy) == size + 300
+    assert copy["big00001"]["last_name"] == "Changed"
+    assert copy["big00002"]["last_name"] == first[2]["last_name"]
+    _assert_summaries_match_copies(api, ("users",))

@@ -1,14 +1,18 @@
 """Writing thousands of rows in one statement, the fast way on each database.
 
 PostgreSQL gets one statement whose parameters are one array per column
-(`unnest`), sent in binary so that no value is escaped: a 10,000-row batch is
-one round trip with a short query text.
+(`unnest`), sent in binary so that no value is escaped: one round trip with a
+short query text. From `COPY_FROM` rows up, rows are upserted through a staging
+table instead: COPY into it, then one INSERT … SELECT. psycopg formats COPY rows in
+C, where it builds arrays value by value in Python, which made 10,000-row upserts
+1.5× slower (measured in the ingest breakdown of `make bench`).
 SQLite's driver loops over rows in C (`executemany`), which is already fast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -16,9 +20,11 @@ from sqlalchemy import Connection, Table, Update, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clubfeed.storage.engine import is_sqlite
-from clubfeed.storage.fast import execute_binary, execute_many
+from clubfeed.storage.fast import copy_between, execute_binary, execute_many
 
 _KEYS = ("business_id", "id")
+COPY_FROM = 1_000
+"""Rows from which a PostgreSQL upsert stages them with COPY (below, one statement is quicker)."""
 STAMP_COLUMNS = ("change_seq", "modified_at", "deleted_at", "body", "sum_hi", "sum_lo", "id_bucket")
 
 
@@ -86,12 +92,50 @@ def _columns(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, 
     return {name: [row[name] for row in rows] for name in names}
 
 
+@dataclass(frozen=True)
+class _Staged:
+    """A staged upsert's statements. The staging table is dropped when the upsert ends
+    (and by ON COMMIT DROP if it fails), so nothing outlasts it on a pooled connection."""
+
+    make: str
+    copy: str
+    types: list[str]
+    insert: str
+    drop: str
+
+
+@cache
+def _pg_staged(table: Table) -> _Staged:
+    types = _pg_types(table)
+    columns = ", ".join(types)
+    stage = f"stage_{table.name}"
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in types if c not in _KEYS)
+    return _Staged(
+        make=f"CREATE TEMPORARY TABLE {stage} (LIKE {table.name}) ON COMMIT DROP",
+        copy=f"COPY {stage} ({columns}) FROM STDIN (FORMAT BINARY)",
+        types=[t.lower() for t in types.values()],
+        insert=(
+            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {stage} "
+            f"ON CONFLICT (business_id, id) DO UPDATE SET {updates}"
+        ),
+        drop=f"DROP TABLE {stage}",
+    )
+
+
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows, replacing any with the same (business_id, id); each row holds every column."""
     if not rows:
         return
     if not is_sqlite(conn):
-        execute_binary(conn, _pg_upsert_sql(table), _columns(rows, list(_pg_types(table))))
+        names = list(_pg_types(table))
+        if len(rows) < COPY_FROM:
+            execute_binary(conn, _pg_upsert_sql(table), _columns(rows, names))
+            return
+        staged = _pg_staged(table)
+        values = ([row[name] for name in names] for row in rows)
+        copy_between(
+            conn, [staged.make], staged.copy, staged.types, values, [staged.insert, staged.drop]
+        )
         return
     conn.execute(_sqlite_upsert(table), list(rows))
 

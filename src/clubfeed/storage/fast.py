@@ -12,7 +12,7 @@ tells which mean "unavailable").
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -60,6 +60,28 @@ def execute_binary(conn: Connection, sql: str, params: Mapping[str, Any]) -> Non
     PostgreSQL's bulk statements, whose arrays of thousands of values cost more as text."""
     with _driver_cursor(conn, sql, params) as cursor:
         cursor.execute(sql, params, binary=True)
+
+
+def copy_between(
+    conn: Connection,
+    before: Sequence[str],
+    copy_sql: str,
+    types: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    after: Sequence[str],
+) -> None:
+    """PostgreSQL: run `before`, COPY `rows` in binary (`types` names each column's type),
+    then run `after`, all in `conn`'s transaction. psycopg formats COPY rows in C, where
+    it builds arrays of parameters value by value in Python."""
+    with _driver_cursor(conn, copy_sql, ()) as cursor:
+        for sql in before:
+            cursor.execute(sql)
+        with cursor.copy(copy_sql) as copy:
+            copy.set_types(list(types))
+            for row in rows:
+                copy.write_row(row)
+        for sql in after:
+            cursor.execute(sql)
 
 
 @contextmanager
