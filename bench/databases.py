@@ -31,7 +31,7 @@ class Credentials:
     ingest_key: str
 
 
-def _pg_base() -> URL:
+def pg_base() -> URL:
     base = make_url(os.environ.get("CLUBFEED_TEST_PG_URL") or DEFAULT_PG_URL)
     return base.set(drivername="postgresql+psycopg")
 
@@ -61,13 +61,13 @@ def fresh(backend: str, workdir: Path) -> Iterator[str]:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
-    admin = create_engine(_admin_url(_pg_base()), isolation_level="AUTOCOMMIT")
+    admin = create_engine(_admin_url(pg_base()), isolation_level="AUTOCOMMIT")
     name = f"clubfeed_bench_{os.getpid()}"
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield _pg_base().set(database=name).render_as_string(hide_password=False)
+        yield pg_base().set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

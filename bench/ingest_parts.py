@@ -145,7 +145,7 @@ def _column_types(conn: psycopg.Connection[Any]) -> list[str]:
 
 
 @contextmanager
-def _timing(owner: Any, name: str, seconds: dict[str, float], step: str) -> Iterator[None]:
+def timing(owner: Any, name: str, seconds: dict[str, float], step: str) -> Iterator[None]:
     """Add the time of every call of `owner.name` to `seconds[step]` while inside."""
     original: Callable[..., Any] = getattr(owner, name)
 
@@ -184,15 +184,15 @@ def _breakdown(url: str, seed: int) -> Breakdown:
         checkins = catalogue.get("checkins")
         batch_type = validate.batch_type(checkins)
         with (
-            _timing(clock, "advance", spent, "clock"),
-            _timing(write, "_existing", spent, "existing rows"),
-            _timing(write, "_check_references", spent, "references"),
-            _timing(write, "columns_from_record", spent, "record columns"),
-            _timing(write, "render_body", spent, "rendering"),
-            _timing(write.summary, "row_columns", spent, "summary totals"),
-            _timing(bulk, "upsert", spent, "row statements"),
-            _timing(bulk, "restamp", spent, "row statements"),
-            _timing(bulk, "add_to_buckets", spent, "summary totals"),
+            timing(clock, "advance", spent, "clock"),
+            timing(write, "_existing", spent, "existing rows"),
+            timing(write, "_check_references", spent, "references"),
+            timing(write, "columns_from_record", spent, "record columns"),
+            timing(write, "render_body", spent, "rendering"),
+            timing(write.summary, "row_columns", spent, "summary totals"),
+            timing(bulk, "upsert", spent, "row statements"),
+            timing(bulk, "restamp", spent, "row statements"),
+            timing(bulk, "add_to_buckets", spent, "summary totals"),
         ):
             for batch in dataset.checkin_batches((tenant,)):
                 started = time.perf_counter()
@@ -223,11 +223,13 @@ def _breakdown(url: str, seed: int) -> Breakdown:
     return found
 
 
+def bulk_load(backend: str, url: str, business_id: int) -> Baseline:
+    """The database's own bulk load of (up to SAMPLE of) the business's check-ins as stored."""
+    if backend == "postgresql":
+        return _postgres_baseline(url, business_id)
+    return _sqlite_baseline(url, business_id)
+
+
 def measure(backend: str, url: str, business_id: int, seed: int) -> IngestParts:
     """The bulk-load baseline of the measured business's rows, then the in-process breakdown."""
-    baseline = (
-        _postgres_baseline(url, business_id)
-        if backend == "postgresql"
-        else _sqlite_baseline(url, business_id)
-    )
-    return IngestParts(baseline, _breakdown(url, seed))
+    return IngestParts(bulk_load(backend, url, business_id), _breakdown(url, seed))

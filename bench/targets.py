@@ -22,6 +22,8 @@ class Target:
             return f"{value:,.2f}×"
         if self.unit == "%":
             return f"{value:+,.1f}%"
+        if self.unit == "s":
+            return f"{value:,.2f} s"
         return f"{value:,.0f} {self.unit}"
 
     @property

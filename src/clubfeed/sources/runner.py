@@ -160,7 +160,7 @@ class Runner:
         """Read every row of the resource once, in key order, resuming where a run stopped."""
         mapping = item.mapping
         if item.backfill_limit is None:
-            self._start_backfills([item])
+            self.start_backfills([item])
             if item.backfill_limit is None:
                 return  # stopped while waiting
         task = None
@@ -192,7 +192,7 @@ class Runner:
         )
         self.on_event({"event": "backfilled", "resource": mapping.resource.name})
 
-    def _start_backfills(self, items: list[_Resource]) -> None:
+    def start_backfills(self, items: list[_Resource]) -> None:
         """Note each resource's greatest committed stamp (M0), then wait once for all of them."""
         limits = []
         for item in items:
@@ -449,7 +449,7 @@ class Runner:
         if fresh:
             # One wait for every resource, not one each; a failure leaves each to its own.
             with contextlib.suppress(SQLAlchemyError):
-                self._start_backfills(fresh)
+                self.start_backfills(fresh)
         while not stop.is_set():
             started = time.monotonic()
             for item in self.resources:
