@@ -15,7 +15,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from clubfeed.activity import Event
@@ -24,13 +24,17 @@ from clubfeed.settings import Settings
 from clubfeed.timefmt import now_us
 from clubfeed.web import logs, metrics
 from clubfeed.web.state import AppState
+from tests.clikit import clubfeed
 from tests.conftest import Server
-from tests.factories import Api, new_tenant, record
+from tests.factories import Api, new_business, new_tenant, record
 from tests.servekit import served
+from tests.sourcekit import Pos, SourceDatabase, mapping_yaml
+from tests.test_sources import seed, write_mapping
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 TOKEN = "metrics-token-0123456789abcdef"
-LABELS = {"method", "route", "status", "resource", "outcome", "problem", "le"}
+LABELS = {"method", "route", "status", "resource", "outcome", "problem", "le", "mapping", "kind"}
+"""Every label /metrics may use; `mapping` is a source mapping's name, chosen by the operator."""
 
 
 def sample(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -49,14 +53,16 @@ def scrape(client: httpx.Client, **kw: Any) -> Samples:
 
 
 def counted(before: Samples, after: Samples) -> Samples:
-    """What changed between two scrapes, leaving out durations' sums and buckets and
-    the scrapes themselves, which vary from run to run."""
+    """What changed between two scrapes, leaving out durations' sums and buckets, the
+    scrapes themselves, which vary from run to run, and the source runners' figures
+    (their lag grows by the second, whatever other tests' mappings left behind)."""
     changes = {
         key: after[key] - before.get(key, 0.0)
         for key in after
         if after[key] != before.get(key, 0.0)
         and not key[0].endswith(("_sum", "_bucket", "_created"))
         and ("route", "/metrics") not in key[1]
+        and not key[0].startswith("clubfeed_source_")
     }
     for (name, labels), value in changes.items():
         if name == "clubfeed_http_request_duration_seconds_count":
@@ -322,3 +328,54 @@ def test_workers_share_one_page_of_metrics(db: Engine, db_url: str, tmp_path: Pa
             assert samples[sample("clubfeed_records_served_total", resource="locations")] == 20
             assert samples[duration("GET", "/v1/locations", 200)] == 20
             assert sample("clubfeed_records_served_total", resource="checkins") not in samples
+
+
+def test_source_runners_show_their_state(
+    http: httpx.Client, db: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """A mapping's figures, summed over its businesses and read from the database at
+    scrape time: `clubfeed source run` is another process."""
+    source = SourceDatabase("sqlite", tmp_path)
+    pos = Pos(source)
+    seed(pos)
+    with pos.transaction() as conn:
+        conn.execute(
+            text("UPDATE visits SET visited_at = 'soon', updated_at = :at WHERE visit_id = 3"),
+            {"at": pos.now()},
+        )
+    business = new_business(db)
+    name = f"metrics{business.id}"
+    path = write_mapping(tmp_path, mapping_yaml(source, business=f"  id: {business.id}", name=name))
+    started = time.time()
+    assert clubfeed(db_url, "source", "run", "--once", str(path)).exit_code == 0
+    samples = scrape(http)
+    mine = {
+        (
+            metric,
+            dict(labels).get("resource"),
+            dict(labels).get("outcome") or dict(labels).get("kind"),
+        ): value
+        for (metric, labels), value in samples.items()
+        if ("mapping", name) in labels
+    }
+    lags = {k: mine.pop(k) for k in list(mine) if k[0] == "clubfeed_source_lag_seconds"}
+    assert sorted(r for _, r, _ in lags) == ["checkins", "locations", "sales", "users"]
+    assert all(0 <= lag < time.time() - started + 1 for lag in lags.values())
+    written = {
+        ("locations", "created"): 2, ("users", "created"): 21,
+        ("checkins", "created"): 39, ("sales", "created"): 3,
+    }  # fmt: skip
+    expected = {
+        **{
+            ("clubfeed_source_records_total", resource, outcome): float(written.get((resource, outcome), 0))
+            for resource in ("checkins", "locations", "sales", "users")
+            for outcome in ("created", "updated", "unchanged", "deleted")
+        },
+        **{
+            (f"clubfeed_source_{gauge}", resource, None): value
+            for resource in ("checkins", "locations", "sales", "users")
+            for gauge, value in (("backfilling", 0.0), ("failing", 0.0), ("fixed_lag", 1.0), ("held_seconds", 0.0))
+        },
+        ("clubfeed_source_problems", "checkins", "value"): 1.0,
+    }  # fmt: skip
+    assert mine == expected

@@ -204,13 +204,17 @@ class Runner:
                 # Left for its own backfill to try again, and report.
         if not limits:
             return
-        read_at = self.source.guard().now_s
-        if not self._wait_for_open_transactions(limits[0][0], read_at):
+        guard = self.source.guard()
+        if not self._wait_for_open_transactions(limits[0][0], guard.now_s):
             return
         for item, limit in limits:
             item.backfill_limit = state.encode_value(limit)
             self._save(
-                item, phase="backfill", backfill_limit=item.backfill_limit, backfill_after=None
+                item,
+                phase="backfill",
+                backfill_limit=item.backfill_limit,
+                backfill_after=None,
+                guarantee=_guarantee(guard),
             )
 
     def _wait_for_open_transactions(self, item: _Resource, read_at: float) -> bool:
@@ -282,7 +286,7 @@ class Runner:
                 self.mapping.name,
                 mapping.resource.name,
                 watermark=None if safe is None else state.encode_value(safe),
-                guarantee="transactions" if guard.visible else "fixed lag",
+                guarantee=_guarantee(guard),
                 held_since=_held_since(guard, item.watermark),
                 caught_up_at=now_us(),
                 last_error=None,
@@ -491,6 +495,11 @@ class Runner:
     def _reconcile_all(self, item: _Resource) -> None:
         while not self.reconcile_step(item):
             pass
+
+
+def _guarantee(guard: Guard) -> str:
+    """What holds the watermark back: the source's open transactions, or a fixed lag."""
+    return "transactions" if guard.visible else "fixed lag"
 
 
 def _held_since(guard: Guard, watermark: Watermark) -> int | None:

@@ -30,11 +30,15 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
 from clubfeed.settings import Settings
+from clubfeed.timefmt import now_us
 from clubfeed.web.rfc9457 import problem_response
 
 MODES = ("off", "loopback", "token")
@@ -79,6 +83,9 @@ class Meter:
 
     def watch(self, engine: Engine) -> None:
         """Follow `engine`'s pool: connections in use."""
+
+    def show_sources(self, engine: Engine) -> None:
+        """Show the source runners' state, read from `engine`'s database at each scrape."""
 
     def close(self) -> None:
         """The process is stopping: its live gauges no longer count."""
@@ -135,6 +142,7 @@ class Prometheus(Meter):
             **live,
         )
         self._children: dict[tuple[str, str, int], Any] = {}
+        self._sources: SourceCollector | None = None
 
     def _add(
         self,
@@ -193,6 +201,11 @@ class Prometheus(Meter):
         event.listen(pool, "checkout", lambda *_args: self._in_use.inc())
         event.listen(pool, "checkin", lambda *_args: self._in_use.dec())
 
+    def show_sources(self, engine: Engine) -> None:
+        self._sources = SourceCollector(engine)
+        if self.registry is not None:
+            self.registry.register(self._sources)
+
     def close(self) -> None:
         if self.multiprocess_dir:
             multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
@@ -204,7 +217,83 @@ class Prometheus(Meter):
             return generate_latest(self.registry)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        if self._sources is not None:
+            registry.register(self._sources)
         return generate_latest(registry)
+
+
+class SourceCollector(Collector):
+    """The source runners' figures, read from their state tables when `/metrics` is asked.
+
+    A runner (`clubfeed source run`) is its own process, often on another host, so
+    its state is in the database, not in this process. Labels are the mapping's name
+    and the resource, never a business: counts are summed over a mapping's businesses.
+    With the database unreachable the page still answers, without these figures.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def describe(self) -> list[Metric]:
+        return []  # read at scrape time: nothing to check at registration
+
+    def collect(self) -> list[Metric]:
+        from clubfeed.sources import state
+        from clubfeed.storage.engine import read_connection
+
+        try:
+            with read_connection(self.engine) as conn:
+                seen = state.overview(conn)
+        except SQLAlchemyError:
+            return []
+        now = now_us()
+        keys = ["mapping", "resource"]
+        records = CounterMetricFamily(
+            "clubfeed_source_records",
+            "Source rows written, by outcome (unchanged: read again, not stored again).",
+            labels=[*keys, "outcome"],
+        )
+        for (mapping, resource), outcomes in seen.counts.items():
+            for outcome, count in outcomes.items():
+                records.add_metric([mapping, resource, outcome], count)
+        gauges = {
+            name: GaugeMetricFamily(f"clubfeed_source_{name}", text, labels=keys)
+            for name, text in _SOURCE_GAUGES.items()
+        }
+        for row in seen.cursors:
+            labels = [row["mapping"], row["resource"]]
+            gauges["backfilling"].add_metric(labels, 1 if row["phase"] == "backfill" else 0)
+            gauges["failing"].add_metric(labels, 1 if row["last_error"] else 0)
+            gauges["fixed_lag"].add_metric(labels, 1 if row["guarantee"] == "fixed lag" else 0)
+            if row["caught_up_at"] is not None and row["phase"] == "follow":
+                gauges["lag_seconds"].add_metric(labels, (now - row["caught_up_at"]) / 1e6)
+            held = row["held_since"]
+            gauges["held_seconds"].add_metric(labels, 0 if held is None else (now - held) / 1e6)
+            if row["reconciled_at"] is not None and row["reconcile_seconds"] is not None:
+                gauges["reconcile_seconds"].add_metric(labels, row["reconcile_seconds"] / 1000)
+                gauges["last_reconcile_timestamp_seconds"].add_metric(
+                    labels, row["reconciled_at"] / 1e6
+                )
+        problems = GaugeMetricFamily(
+            "clubfeed_source_problems",
+            "Source rows set aside, by kind: value (waits for the row to change), reference "
+            "(retried each poll), tenant.",
+            labels=[*keys, "kind"],
+        )
+        for (mapping, resource, kind), count in seen.problems.items():
+            problems.add_metric([mapping, resource, kind], count)
+        return [records, *gauges.values(), problems]
+
+
+_SOURCE_GAUGES = {
+    "lag_seconds": "Seconds since the resource's last poll caught up with the source.",
+    "backfilling": "1 while the resource's backfill runs.",
+    "failing": "1 while the resource's reads or writes fail (its last error is in status).",
+    "fixed_lag": "1 when the source account cannot see open transactions (fixed lag).",
+    "held_seconds": "Seconds an open source transaction has held the watermark back (0: none).",
+    "reconcile_seconds": "How long the last completed reconcile pass took.",
+    "last_reconcile_timestamp_seconds": "When the last completed reconcile pass began (Unix time).",
+}
 
 
 def meter(settings: Settings) -> Meter:
