@@ -140,7 +140,8 @@ def apply_changes(conn: Connection, *, business_id: int, batch: Batch) -> Change
     modified_at = format_us(tick.us)
     local_times = resource.has_local_times
     tally = summary.Tally()
-    written: list[dict[str, Any]] = []
+    fresh: list[dict[str, Any]] = []  # ids this business has never had (or purged)
+    replacing: list[dict[str, Any]] = []
     moved_zones: list[tuple[str, ZoneInfo]] = []
     for offset, row in enumerate(rows):
         record_id = row["id"]
@@ -172,8 +173,11 @@ def apply_changes(conn: Connection, *, business_id: int, batch: Batch) -> Change
             **share,
         )
         changes.bodies[record_id] = body
-        written.append(row)
-    bulk.upsert(conn, table, written)
+        (fresh if before is None else replacing).append(row)
+    # The clock row locked above keeps every other write of this business out until
+    # commit, so an id `existing` lacks is still absent: a plain insert is safe.
+    bulk.insert(conn, table, fresh)
+    bulk.upsert(conn, table, replacing)
 
     stamps: list[dict[str, Any]] = []
     for offset, record_id in enumerate(deletes, start=tick.first + len(rows)):
