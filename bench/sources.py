@@ -22,14 +22,16 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
 from rich.console import Console
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from bench import databases, ingest_parts
 from bench.client import BenchError
@@ -181,9 +183,9 @@ def _backfill(file: Path, url: str, store: str, business_id: int) -> Backfill:
     return Backfill(records, done - waited, waited - started, baseline, spent)
 
 
-def _live(engine: object, business_id: int, resource: str) -> int:
+def _live(engine: Engine, business_id: int, resource: str) -> int:
     table = catalogue.get(resource).table
-    with read_connection(engine) as conn:  # type: ignore[arg-type]
+    with read_connection(engine) as conn:
         found = conn.execute(
             text(f"SELECT count(*) FROM {table} WHERE business_id = :b AND deleted_at IS NULL"),
             {"b": business_id},
@@ -243,18 +245,18 @@ class _Pos:
             self.next_id = int(cursor.fetchone()[0]) + 1
         self.committed: dict[str, float] = {}
 
-    def commit_one(self, conn: object, cursor: object) -> None:
+    def commit_one(self, conn: Any, cursor: Any) -> None:
         club = self.rng.randrange(1, CLUBS + 1)
         moment = datetime.now(UTC)
         local = moment.astimezone(ZoneInfo(zone_of(club))).replace(tzinfo=None)
         visit = self.next_id
         self.next_id += 1
-        cursor.execute(  # type: ignore[attr-defined]
+        cursor.execute(
             "INSERT INTO visits VALUES (%s, %s, %s, %s, %s)",
             (visit, self.rng.randrange(1, self.members + 1), club, local,
              moment.replace(tzinfo=None)),
         )  # fmt: skip
-        conn.commit()  # type: ignore[attr-defined]
+        conn.commit()
         self.committed[str(visit)] = time.monotonic()
 
     def run(self, rate: float, seconds: float) -> float:
@@ -321,10 +323,14 @@ def _keep_reading(reader: _Reader, stop: threading.Event) -> None:
 
 
 def _until(
-    done: object, reader: _Reader, runner: subprocess.Popen[bytes], log: Path, timeout_s: float
+    done: Callable[[], bool],
+    reader: _Reader,
+    runner: subprocess.Popen[bytes],
+    log: Path,
+    timeout_s: float,
 ) -> None:
     deadline = time.monotonic() + timeout_s
-    while not done():  # type: ignore[operator]
+    while not done():
         if runner.poll() is not None:
             raise BenchError(f"clubfeed source run exited:\n{log.read_text()[-3000:]}")
         if time.monotonic() > deadline:

@@ -2,10 +2,10 @@
 
 PostgreSQL gets one statement whose parameters are one array per column
 (`unnest`), sent in binary so that no value is escaped: one round trip with a
-short query text. From `COPY_FROM` rows up, rows are upserted through a staging
-table instead: COPY into it, then one INSERT … SELECT. psycopg formats COPY rows in
-C, where it builds arrays value by value in Python, which made 10,000-row upserts
-1.5× slower (measured in the ingest breakdown of `make bench`).
+short query text. From `COPY_FROM` rows up it uses COPY instead: straight into the
+table for rows known to be new (`insert`), through a staging table and one
+INSERT … SELECT for an upsert. psycopg formats COPY rows in C, where it builds arrays
+value by value in Python, which made 10,000-row upserts 1.5× slower.
 SQLite's driver loops over rows in C (`executemany`), which is already fast.
 """
 
@@ -24,7 +24,7 @@ from clubfeed.storage.fast import copy_between, execute_binary, execute_many
 
 _KEYS = ("business_id", "id")
 COPY_FROM = 1_000
-"""Rows from which a PostgreSQL upsert stages them with COPY (below, one statement is quicker)."""
+"""Rows from which PostgreSQL writes go through COPY (below, one statement is quicker)."""
 STAMP_COLUMNS = ("change_seq", "modified_at", "deleted_at", "body", "sum_hi", "sum_lo", "id_bucket")
 
 
@@ -98,6 +98,11 @@ def _copy_types(table: Table) -> list[str]:
     return [t.lower() for t in _pg_types(table).values()]
 
 
+@cache
+def _pg_copy_sql(table: Table) -> str:
+    return f"COPY {table.name} ({', '.join(_pg_types(table))}) FROM STDIN (FORMAT BINARY)"
+
+
 @dataclass(frozen=True)
 class _Staged:
     """A staged upsert's statements. The staging table is dropped when the upsert ends
@@ -146,9 +151,8 @@ def insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> No
     if len(rows) < COPY_FROM:
         execute_binary(conn, _pg_insert_sql(table), _columns(rows, names))
         return
-    copy = f"COPY {table.name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
     values = ([row[name] for name in names] for row in rows)
-    copy_between(conn, [], copy, _copy_types(table), values, [])
+    copy_between(conn, [], _pg_copy_sql(table), _copy_types(table), values, [])
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
