@@ -1,9 +1,11 @@
 """Fetching the rows of a list of ids in one statement, fast on each database.
 
-PostgreSQL walks the id array and probes the primary key once per id (a lateral
-join), a plan that stays right even before the table has statistics; the plainer
-`id = ANY(:ids)` let the planner scan a whole business on a freshly loaded table
-(~300 ms instead of ~10 ms for 10,000 ids). SQLite unpacks a JSON array with
+PostgreSQL walks the id array and probes the primary key once per id: a lateral
+join whose `LIMIT 1` (an id names one row) keeps the planner from flattening it into
+a hash join over the business's whole table. Without it, and with `id = ANY(:ids)`
+alike, a table loaded faster than its statistics grew was scanned whole for each
+lookup: 10,000 new ids against 100,000 check-ins took 230 ms instead of 48, and a
+backfill's lookups grew with every page it wrote. SQLite unpacks a JSON array with
 `json_each`, which has no bound-parameter limit, and probes its primary key.
 """
 
@@ -46,6 +48,6 @@ def _statement(dialect: str, table: str, columns: str, where: str) -> TextClause
         )
     return text(
         "SELECT found.* FROM unnest(CAST(:ids AS text[])) AS wanted(id) CROSS JOIN LATERAL "
-        f"(SELECT {columns} FROM {table} WHERE business_id = :b AND id = wanted.id{condition}) "
-        "AS found"
+        f"(SELECT {columns} FROM {table} WHERE business_id = :b AND id = wanted.id{condition} "
+        "LIMIT 1) AS found"
     )
