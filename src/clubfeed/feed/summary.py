@@ -56,8 +56,13 @@ def row_columns(record_id: str, modified_at: str) -> dict[str, int]:
     `modified_at` is the version's stamp as served (`format_us`), which a write has made
     once for all its records already.
     """
+    return {**hash_columns(record_id, modified_at), "id_bucket": id_bucket(record_id)}
+
+
+def hash_columns(record_id: str, modified_at: str) -> dict[str, int]:
+    """The halves of a version's hash: the part of `row_columns` that depends on its stamp."""
     value = record_hash(record_id, modified_at)
-    return {"sum_hi": value >> 32, "sum_lo": value & _LOW, "id_bucket": id_bucket(record_id)}
+    return {"sum_hi": value >> 32, "sum_lo": value & _LOW}
 
 
 TOMBSTONE_COLUMNS = {"sum_hi": 0, "sum_lo": 0, "id_bucket": 0}

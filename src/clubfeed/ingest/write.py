@@ -7,7 +7,7 @@ before, and nothing else of this business can commit until this does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +24,10 @@ from clubfeed.ingest.render import (
     columns_from_record,
     content_of,
     render_body,
+    render_fields,
     tombstone_body,
+    with_created_at,
+    with_server_times,
 )
 from clubfeed.ingest.validate import Batch
 from clubfeed.storage import bulk
@@ -121,24 +124,64 @@ def _check_references(
     return zones
 
 
-def apply_changes(conn: Connection, *, business_id: int, batch: Batch) -> Changes:
+@dataclass(frozen=True)
+class Prepared:
+    """A validated batch with its rows' columns and JSON rendered, ready for its transaction.
+
+    `prepare` makes it before the transaction, so a writer of many records holds the
+    business's lock only for what needs it: the clock's stamp, the lookups, the statements.
+    Local times were rendered in `zones` (location id → zone, None when not known then);
+    the write re-renders a record whose location it finds in another zone. One write uses it.
+    """
+
+    batch: Batch
+    rows: list[dict[str, Any]]
+    rendered: list[str] | None
+    zones: Mapping[str, ZoneInfo] | None
+
+
+def prepare(batch: Batch, zones: Mapping[str, ZoneInfo] | None = None) -> Prepared:
+    """Columns, id buckets and JSON (up to the server times) of the batch's upserts.
+
+    `zones` names the zones of the locations the records reference; without them, a
+    resource with local times is rendered by the write, once it has read them.
+    """
+    resource = batch.resource
+    rows = [columns_from_record(resource, record) for record in batch.upserts]
+    for row in rows:
+        row["id_bucket"] = summary.id_bucket(row["id"])
+    if not resource.has_local_times:
+        return Prepared(batch, rows, [render_fields(resource, row, None) for row in rows], None)
+    if zones is None:
+        return Prepared(batch, rows, None, None)
+    rendered = [render_fields(resource, row, zones.get(row["location_id"])) for row in rows]
+    return Prepared(batch, rows, rendered, zones)
+
+
+def apply_changes(conn: Connection, *, business_id: int, batch: Batch | Prepared) -> Changes:
     """Write a validated batch in the caller's transaction; InvalidInput changes nothing.
 
     The caller commits. Records identical to what is stored are left alone, so a
     POS resending its data does not flood the feed with non-changes.
     """
-    resource, upserts, deletes = batch.resource, batch.upserts, batch.deletes
+    prepared = batch if isinstance(batch, Prepared) else prepare(batch)
+    resource, upserts, deletes = (
+        prepared.batch.resource,
+        prepared.batch.upserts,
+        prepared.batch.deletes,
+    )
     table = RESOURCE_TABLES[resource.name]
     tick = clock.advance(conn, business_id, len(upserts) + len(deletes))
     changes = Changes(modified_us=tick.us)
-    rows = [columns_from_record(resource, record) for record in upserts]
+    rows = prepared.rows
     existing = _existing(conn, resource, business_id, [r["id"] for r in rows] + list(deletes))
     zones = _check_references(conn, resource, business_id, rows)
-    if batch.single and deletes and deletes[0] not in existing:
+    if prepared.batch.single and deletes and deletes[0] not in existing:
         raise NotFound(f"There is no {resource.name} record {deletes[0]!r} to delete.")
 
     modified_at = format_us(tick.us)
     local_times = resource.has_local_times
+    rendered_in = prepared.zones or {}
     tally = summary.Tally()
     fresh: list[dict[str, Any]] = []  # ids this business has never had (or purged)
     replacing: list[dict[str, Any]] = []
@@ -149,20 +192,25 @@ def apply_changes(conn: Connection, *, business_id: int, batch: Batch) -> Change
         live = before if before is not None and before.deleted_at is None else None
         created_us = live.created_at if live is not None else tick.us
         created_at = format_us(created_us) if live is not None else modified_at
-        location_zone = zones.get(row["location_id"]) if local_times else None
-        body = render_body(resource, row, location_zone, created_at, modified_at)
-        if live is not None and content_of(live.body) == content_of(body):
+        fields = prepared.rendered[offset] if prepared.rendered is not None else None
+        if local_times:
+            location_zone = zones.get(row["location_id"])
+            if fields is None or rendered_in.get(row["location_id"]) is not location_zone:
+                fields = render_fields(resource, row, location_zone)
+        assert fields is not None, "prepare renders every record without local times"
+        if live is not None and content_of(live.body) == with_created_at(fields, created_at):
             changes.unchanged.append(record_id)
             changes.bodies[record_id] = live.body
             continue
+        body = with_server_times(fields, created_at, modified_at)
         (changes.updated if live is not None else changes.created).append(record_id)
         # A location's zone may change across a delete and re-create, too.
         if before is not None and before.timezone not in (None, row.get("timezone")):
             moved_zones.append((record_id, zone(row["timezone"])))
         if live is not None:
             tally.add(live.share, sign=-1)
-        share = summary.row_columns(record_id, modified_at)
-        tally.add(share)
+        row.update(summary.hash_columns(record_id, modified_at))
+        tally.add(row)
         row.update(
             business_id=business_id,
             change_seq=tick.first + offset,
@@ -170,7 +218,6 @@ def apply_changes(conn: Connection, *, business_id: int, batch: Batch) -> Change
             modified_at=tick.us,
             deleted_at=None,
             body=body,
-            **share,
         )
         changes.bodies[record_id] = body
         (fresh if before is None else replacing).append(row)
