@@ -187,10 +187,14 @@ def test_every_commit_arrives_even_late_ones_and_deletes_become_tombstones(
 
 
 def test_multi_tenant_rows_never_cross(source: SourceDatabase, db: Engine, tmp_path: Path) -> None:
+    """Pages of two rows make users and check-ins a backfill by two worker processes: the
+    runner creates the new tenant's business once, and the workers use it."""
     from clubfeed import tenants
     from tests.factories import new_business
 
     acme = new_business(db, "Acme")
+    with read_connection(db) as conn:
+        zens_before = len(tenants.named(conn, ["Zen Studio"]))
     for name, tenant in (("Acme Gyms", "acme"), ("Zen Studio", "zen")):
         with source.engine.begin() as conn:
             conn.execute(text("INSERT INTO tenants VALUES (:t, :n)"), {"t": tenant, "n": name})
@@ -198,24 +202,32 @@ def test_multi_tenant_rows_never_cross(source: SourceDatabase, db: Engine, tmp_p
         at = pos.now()
         with pos.transaction() as conn:
             base = 100 if tenant == "zen" else 0
-            pos.club(conn, base + 1, f"{name} club", "UTC", at)
             for i in range(1, 6):
+                pos.club(conn, base + i, f"{name} club {i}", "UTC", at)
                 pos.member(conn, base + i, at)
-                pos.visit(conn, base + i, base + i, base + 1, source.stamp(base_time()), at)
+                pos.visit(conn, base + i, base + i, base + i, source.stamp(base_time()), at)
     business = (
         "  column: tenant_id\n"
         f"  businesses: {{acme: {acme.id}}}\n"
         '  create_missing: {name_query: "SELECT tenant_id, display_name FROM tenants"}'
     )
-    path = write_mapping(tmp_path, mapping_yaml(source, business=business, name=f"mt{acme.id}"))
+    path = write_mapping(
+        tmp_path, mapping_yaml(source, business=business, name=f"mt{acme.id}", batch_size=2)
+    )
     loaded = mapping_file.load(path)
     source_db = connect(loaded.source.url)
+    events: list[dict[str, Any]] = []
     try:
-        Runner(loaded, db, source_db).run(once=True)
+        Runner(loaded, db, source_db, on_event=events.append).run(once=True)
     finally:
         source_db.close()
+    workers = {e["resource"]: e["workers"] for e in events if e["event"] == "backfilled"}
+    assert workers == {"locations": 2, "users": 2, "checkins": 2, "sales": 1}
     with read_connection(db) as conn:
-        zen = [b for b in tenants.named(conn, ["Zen Studio"])][-1]
+        zens = tenants.named(conn, ["Zen Studio"])
+        assert len(zens) == zens_before + 1
+        zen = zens[-1]
+        assert state.tenant_businesses(conn, f"mt{acme.id}") == {"zen": zen.id}
         for business_id, first in ((acme.id, 1), (zen.id, 101)):
             rows = (
                 conn.execute(
@@ -232,4 +244,4 @@ def test_multi_tenant_rows_never_cross(source: SourceDatabase, db: Engine, tmp_p
                 text("SELECT user_id, location_id FROM checkins WHERE business_id = :b"),
                 {"b": business_id},
             ).all()
-            assert {loc for _, loc in visits} == {str(first)}
+            assert sorted(loc for _, loc in visits) == sorted(str(first + i) for i in range(5))

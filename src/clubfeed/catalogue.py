@@ -8,6 +8,7 @@ declarations, so adding a field is one line here (plus its migration).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -62,6 +63,10 @@ class Resource:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "field_by_name", {f.name: f for f in self.fields})
+
+    def __reduce__(self) -> tuple[Callable[[str], Resource], tuple[str]]:
+        """Pickled by name, so another process (a backfill worker) gets the same singleton."""
+        return get, (self.name,)
 
     @property
     def title(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -21,7 +21,7 @@ import msgspec
 
 from clubfeed.catalogue import Kind
 from clubfeed.ingest import validate
-from clubfeed.sources.database import Rows
+from clubfeed.sources.database import Rows, SourceDB
 from clubfeed.sources.mapping import ResourceMapping
 from clubfeed.timefmt import zone
 
@@ -188,6 +188,7 @@ class Layout:
     tenant: int | None
     fields: tuple[tuple[int, str, Kind], ...]
     extra: tuple[tuple[int, str, bool], ...]
+    naive_zone: ZoneInfo | None  # the zone of naive datetimes; None: the record's location's
 
 
 class ColumnsProblem(Exception):
@@ -234,6 +235,7 @@ def layout(mapping: ResourceMapping, rows: Rows, tenant_column: str | None) -> L
         tenant=position[tenant_column] if tenant_column else None,
         fields=fields,
         extra=extra,
+        naive_zone=None if mapping.naive_datetimes == "location" else zone(mapping.naive_datetimes),
     )
 
 
@@ -249,13 +251,13 @@ def draft(mapping: ResourceMapping, plan: Layout, row: tuple[Any, ...]) -> Draft
         out.record_id = _text("id", raw_id)
         if deleted:
             return out
-        naive = mapping.naive_datetimes
-        fixed_zone = None if naive == "location" else zone(naive)
+        fixed_zone = plan.naive_zone
+        fields = out.fields
         for index, name, kind in plan.fields:
             value = row[index]
             if value is None:
                 if kind is Kind.BOOL:
-                    out.fields[name] = False
+                    fields[name] = False
                 continue
             converted = _CONVERTERS[kind](name, value)
             if kind is Kind.REF:
@@ -265,11 +267,42 @@ def draft(mapping: ResourceMapping, plan: Layout, row: tuple[Any, ...]) -> Draft
                     out.waiting.append(name)
                 else:
                     converted = converted.replace(tzinfo=fixed_zone)
-            out.fields[name] = converted
-        out.fields["extra"] = {name: extra_value(row[i], flag=f) for i, name, f in plan.extra}
+            fields[name] = converted
+        fields["extra"] = {name: extra_value(row[i], flag=f) for i, name, f in plan.extra}
     except BadValue as exc:
         out.problem = exc
     return out
+
+
+class Drafts:
+    """Rows of a mapping's queries to drafts, each query's layout worked out once per shape."""
+
+    def __init__(self, tenant_column: str | None) -> None:
+        self.tenant_column = tenant_column
+        self._layouts: dict[tuple[str, tuple[str, ...]], Layout] = {}
+
+    def layout(self, mapping: ResourceMapping, rows: Rows) -> Layout:
+        """The read's layout; ColumnsProblem when its columns cannot map to the resource."""
+        key = (mapping.resource.name, rows.columns)
+        plan = self._layouts.get(key)
+        if plan is None:
+            plan = self._layouts[key] = layout(mapping, rows, self.tenant_column)
+        return plan
+
+    def of(self, mapping: ResourceMapping, rows: Rows) -> list[Draft]:
+        plan = self.layout(mapping, rows)
+        return [draft(mapping, plan, row) for row in rows.rows]
+
+    def fetch(
+        self, source: SourceDB, mapping: ResourceMapping, keys: Sequence[Any], batch_size: int
+    ) -> list[Draft]:
+        """Drafts of `mapping`'s rows with these keys, read from the source now."""
+        drafts: list[Draft] = []
+        for start in range(0, len(keys), batch_size):
+            rows = source.read_keys(mapping, keys[start : start + batch_size])
+            if rows.rows:
+                drafts += self.of(mapping, rows)
+        return drafts
 
 
 def tenant_of(plan: Layout, row: tuple[Any, ...]) -> str:
@@ -285,7 +318,7 @@ def record(mapping: ResourceMapping, item: Draft, zones: Mapping[str, ZoneInfo])
     `zones` holds the time zones of the locations this resource's rows name, for
     datetimes that are local time at the record's location.
     """
-    fields = dict(item.fields)
+    fields = {"id": item.record_id, **item.fields}
     if item.waiting:
         location = fields.get("location_id")
         found = zones.get(location) if location is not None else None
@@ -298,9 +331,7 @@ def record(mapping: ResourceMapping, item: Draft, zones: Mapping[str, ZoneInfo])
         for name in item.waiting:
             fields[name] = fields[name].replace(tzinfo=found)
     try:
-        return msgspec.convert(
-            {"id": item.record_id, **fields}, validate.record_type(mapping.resource)
-        )
+        return msgspec.convert(fields, validate.record_type(mapping.resource))
     except msgspec.ValidationError as exc:
         detail, _, where = str(exc).partition(" - at `$.")
         column = where.split(".", 1)[0].split("[", 1)[0].rstrip("`") or "id"

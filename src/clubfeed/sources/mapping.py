@@ -23,6 +23,7 @@ from clubfeed.catalogue import Resource
 from clubfeed.timefmt import is_timezone
 
 DEFAULT_BATCH = 10_000
+MAX_WORKERS = 16
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -50,6 +51,7 @@ class SourceSettings:
     clock_margin_s: float
     fixed_lag_s: float
     batch_size: int
+    backfill_workers: int = 2
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class _Source(msgspec.Struct, forbid_unknown_fields=True):
     clock_margin: str | float = "1s"
     fixed_lag: str | float = "1m"
     batch_size: int = DEFAULT_BATCH
+    backfill_workers: int = 2
     naive_datetimes: str = "UTC"
     reconcile: str | float = "24h"
 
@@ -333,6 +336,11 @@ def _source(reader: _Reader, spec: _Source) -> SourceSettings:
         raise reader.fail(
             ("source", "batch_size"), f"source.batch_size must be 1 to {DEFAULT_BATCH:,}"
         )
+    if not 1 <= spec.backfill_workers <= MAX_WORKERS:
+        raise reader.fail(
+            ("source", "backfill_workers"),
+            f"source.backfill_workers must be 1 to {MAX_WORKERS} (1: the runner writes alone)",
+        )
     reader.naive(spec.naive_datetimes, ("source", "naive_datetimes"), None)
     return SourceSettings(
         url=url,
@@ -342,6 +350,7 @@ def _source(reader: _Reader, spec: _Source) -> SourceSettings:
         ),
         fixed_lag_s=reader.duration(spec.fixed_lag, ("source", "fixed_lag")),
         batch_size=spec.batch_size,
+        backfill_workers=spec.backfill_workers,
     )
 
 

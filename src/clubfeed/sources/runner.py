@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -34,10 +34,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from clubfeed.sources import convert, state
+from clubfeed.sources import convert, parallel, state
 from clubfeed.sources.convert import ColumnsProblem, Draft, Layout
 from clubfeed.sources.database import Guard, Rows, SourceDB, describe_failure
 from clubfeed.sources.mapping import MappingFile, ResourceMapping
+from clubfeed.sources.parallel import WorkerFailed
 from clubfeed.sources.watermark import Watermark
 from clubfeed.sources.writer import Tenants, Writer, Written
 from clubfeed.storage.engine import read_connection, write_transaction
@@ -60,7 +61,6 @@ class _Resource:
     backfill_after: Any = None  # the last key the backfill wrote
     reconciled_at: int | None = None
     seen: dict[tuple[str, Any], Any] = field(default_factory=dict)  # (tenant, key) → stamp written
-    layouts: dict[tuple[str, ...], Layout] = field(default_factory=dict)
     retry_at: float = 0.0
     backoff_s: float = 0.0
     reconcile: _Reconcile | None = None
@@ -99,6 +99,7 @@ class Runner:
         self.tenants = Tenants(
             store, mapping, self._names, refresh_s=mapping.source.poll_interval_s
         )
+        self.drafts = convert.Drafts(mapping.tenancy.column)
         self.writer = Writer(store, mapping, self.tenants, self.fetch)
         self.resources = [self._load(m) for m in mapping.resources]
 
@@ -133,52 +134,42 @@ class Runner:
     # -- reading -------------------------------------------------------------------------
 
     def _layout(self, item: _Resource, rows: Rows) -> Layout:
-        """The read's layout, worked out once per shape of result."""
-        plan = item.layouts.get(rows.columns)
-        if plan is None:
-            plan = convert.layout(item.mapping, rows, self.mapping.tenancy.column)
-            item.layouts[rows.columns] = plan
-        return plan
+        return self.drafts.layout(item.mapping, rows)
 
     def _drafts(self, item: _Resource, rows: Rows) -> list[Draft]:
-        plan = self._layout(item, rows)
-        return [convert.draft(item.mapping, plan, row) for row in rows.rows]
+        return self.drafts.of(item.mapping, rows)
 
     def fetch(self, mapping: ResourceMapping, keys: Sequence[Any]) -> list[Draft]:
         """Drafts of `mapping`'s rows with these keys, read from the source now."""
-        item = next(r for r in self.resources if r.mapping is mapping)
-        drafts: list[Draft] = []
-        for start in range(0, len(keys), self.settings.batch_size):
-            rows = self.source.read_keys(mapping, keys[start : start + self.settings.batch_size])
-            if rows.rows:
-                drafts += self._drafts(item, rows)
-        return drafts
+        return self.drafts.fetch(self.source, mapping, keys, self.settings.batch_size)
 
     # -- backfill ------------------------------------------------------------------------
 
     def backfill(self, item: _Resource, progress: Progress | None = None) -> None:
-        """Read every row of the resource once, in key order, resuming where a run stopped."""
+        """Read every row of the resource once, in key order, resuming where a run stopped.
+
+        A resource of more than a few pages is written by worker processes (`parallel.py`)
+        when the mapping allows more than one.
+        """
         mapping = item.mapping
         if item.backfill_limit is None:
             self.start_backfills([item])
             if item.backfill_limit is None:
                 return  # stopped while waiting
-        task = None
-        if progress is not None:
-            task = progress.add_task(mapping.resource.name, total=self.source.count(mapping))
-        while True:
-            rows = self.source.read_by_key(
-                mapping, after=item.backfill_after, limit=self.settings.batch_size
-            )
-            if rows.rows:
-                drafts = self._drafts(item, rows)
-                self._write(item, drafts)
-                item.backfill_after = drafts[-1].key
-                self._save(item, backfill_after=state.encode_value(item.backfill_after))
-                if progress is not None and task is not None:
-                    progress.advance(task, len(rows.rows))
-            if len(rows.rows) < self.settings.batch_size:
-                break
+        workers = self.settings.backfill_workers
+        total = self.source.count(mapping) if progress is not None or workers > 1 else None
+        task = progress.add_task(mapping.resource.name, total=total) if progress else None
+
+        def advance(rows: int) -> None:
+            if progress is not None and task is not None:
+                progress.advance(task, rows)
+
+        pages = (total or 0) / self.settings.batch_size
+        if workers > 1 and pages > parallel.PARALLEL_FROM_PAGES:
+            self._backfill_in_workers(item, workers, advance)
+        else:
+            workers = 1
+            self._backfill_here(item, advance)
         limit_value = state.decode_value(item.backfill_limit)
         item.watermark.safe = limit_value
         item.phase = "follow"
@@ -190,7 +181,79 @@ class Runner:
             reconciled_at=item.reconciled_at,
             caught_up_at=now_us(),
         )
-        self.on_event({"event": "backfilled", "resource": mapping.resource.name})
+        self.on_event(
+            {"event": "backfilled", "resource": mapping.resource.name, "workers": workers}
+        )
+
+    def _backfill_here(self, item: _Resource, advance: Callable[[int], None]) -> None:
+        while True:
+            rows = self.source.read_by_key(
+                item.mapping, after=item.backfill_after, limit=self.settings.batch_size
+            )
+            if rows.rows:
+                drafts = self._drafts(item, rows)
+                self._write(item, drafts)
+                item.backfill_after = drafts[-1].key
+                self._save(item, backfill_after=state.encode_value(item.backfill_after))
+                advance(len(rows.rows))
+            if len(rows.rows) < self.settings.batch_size:
+                return
+
+    def _backfill_in_workers(
+        self, item: _Resource, count: int, advance: Callable[[int], None]
+    ) -> None:
+        """The backfill's pages, read here and written by `count` worker processes.
+
+        The next page is read while the workers write; the cursor moves past a page once
+        it and every page before it are committed.
+        """
+        mapping = item.mapping
+        batch = self.settings.batch_size
+        after = item.backfill_after
+        reading = True
+        page: parallel.Job | None = None
+        sent: deque[tuple[int, Any, int]] = deque()  # (seq, its last key, rows) in key order
+        finished: set[int] = set()
+        with parallel.Workers(self.mapping, self.store, count) as workers:
+            while True:
+                if page is None and reading:
+                    rows = self.source.read_by_key(mapping, after=after, limit=batch)
+                    reading = len(rows.rows) == batch
+                    if rows.rows:
+                        plan = self._layout(item, rows)  # a query that cannot map fails here
+                        seq = sent[-1][0] + 1 if sent else 0
+                        page = parallel.Job(
+                            seq, mapping.resource.name, rows, self._businesses_of(plan, rows)
+                        )
+                        after = rows.rows[-1][plan.key]
+                        sent.append((seq, after, len(rows.rows)))
+                if page is not None and workers.has_idle:
+                    workers.send(page)
+                    page = None
+                    continue
+                if not workers.busy:
+                    break
+                finished.update(workers.collect())
+                moved = 0
+                while sent and sent[0][0] in finished:
+                    seq, item.backfill_after, rows_done = sent.popleft()
+                    finished.discard(seq)
+                    moved += rows_done
+                if moved:
+                    self._save(item, backfill_after=state.encode_value(item.backfill_after))
+                    advance(moved)
+        self.writer.reload_problems(mapping)
+
+    def _businesses_of(self, plan: Layout, rows: Rows) -> dict[str, int]:
+        """The businesses of a page's tenants, new ones created here, for a worker to use."""
+        if self.mapping.tenancy.business_id is not None:
+            return {}
+        found = {}
+        for tenant in {convert.tenant_of(plan, row) for row in rows.rows}:
+            business_id = self.tenants.business(tenant)
+            if business_id is not None:
+                found[tenant] = business_id
+        return found
 
     def start_backfills(self, items: list[_Resource]) -> None:
         """Note each resource's greatest committed stamp (M0), then wait once for all of them."""
@@ -424,8 +487,8 @@ class Runner:
             return False
         try:
             work()
-        except (SQLAlchemyError, CommitFailed, ColumnsProblem, OSError) as exc:
-            problem = describe_failure(exc)
+        except (SQLAlchemyError, CommitFailed, ColumnsProblem, OSError, WorkerFailed) as exc:
+            problem = str(exc) if isinstance(exc, WorkerFailed) else describe_failure(exc)
             item.backoff_s = min(
                 _MAX_BACKOFF_S, max(self.settings.poll_interval_s, item.backoff_s * 2)
             )

@@ -23,7 +23,7 @@ from clubfeed import tenants
 from clubfeed.catalogue import Kind, Resource
 from clubfeed.errors import InvalidInput
 from clubfeed.ingest.validate import validated
-from clubfeed.ingest.write import Changes, apply_changes
+from clubfeed.ingest.write import Changes, apply_changes, prepare
 from clubfeed.sources import convert, state
 from clubfeed.sources.convert import BadValue, Draft
 from clubfeed.sources.mapping import MappingFile, ResourceMapping, Tenancy
@@ -71,6 +71,10 @@ class Tenants:
                     )
             self._known.update(state.tenant_businesses(conn, mapping.name))
         self._known.update({str(k): v for k, v in (self.tenancy.businesses or {}).items()})
+
+    def learn(self, businesses: dict[str, int]) -> None:
+        """Take these tenants' businesses as known (a backfill worker, told by its runner)."""
+        self._known.update(businesses)
 
     def business(self, tenant: str) -> int | None:
         """The business of `tenant` ("" for a source of one business), or None if none."""
@@ -166,6 +170,10 @@ class Writer:
         drafts = [Draft(i, None, "", i, True) for i in ids]
         return self._write_business(mapping, business_id, drafts, 0).deleted
 
+    def reload_problems(self, mapping: ResourceMapping) -> None:
+        """Read the resource's recorded problems again: other processes recorded some."""
+        self._troubled.pop(mapping.resource.name, None)
+
     def _troubled_rows(self, mapping: ResourceMapping) -> set[tuple[str, Any]]:
         name = mapping.resource.name
         if name not in self._troubled:
@@ -184,11 +192,7 @@ class Writer:
         resource = mapping.resource
         deletes = [d for d in drafts if d.deleted]
         upserts = [d for d in drafts if not d.deleted]
-        zones = (
-            self._zones(business_id, upserts, depth)
-            if mapping.naive_datetimes == "location"
-            else {}
-        )
+        zones = self._zones(business_id, upserts, depth) if resource.has_local_times else {}
         records: list[tuple[Draft, Any]] = []
         for item in upserts:
             location = item.fields.get("location_id")
@@ -203,7 +207,7 @@ class Writer:
         fetched = depth >= _MAX_FETCH_DEPTH
         while records or deletes:
             try:
-                changes = self._apply(mapping, business_id, records, deletes)
+                changes = self._apply(mapping, business_id, records, deletes, zones)
             except InvalidInput as exc:
                 failing = _failing(resource, exc)
                 references = {
@@ -249,14 +253,20 @@ class Writer:
         business_id: int,
         records: list[tuple[Draft, Any]],
         deletes: list[Draft],
+        zones: dict[str, ZoneInfo],
     ) -> Changes:
-        """The ingest path itself: a validated Batch, applied with its counts in one transaction."""
+        """The ingest path itself: a validated Batch, applied with its counts in one transaction.
+
+        It is rendered before the transaction, in the zones read for it, so the business's
+        write lock is held only for the write itself.
+        """
         resource = mapping.resource
         batch = validated(
             resource, [r for _, r in records], [d.record_id or "" for d in deletes], limit=None
         )
+        prepared = prepare(batch, zones)
         with write_transaction(self.store) as conn:
-            changes = apply_changes(conn, business_id=business_id, batch=batch)
+            changes = apply_changes(conn, business_id=business_id, batch=prepared)
             state.add_counts(
                 conn,
                 self.mapping.name,
@@ -301,14 +311,15 @@ class Writer:
                 self.write(target_mapping, fetched, depth + 1)
 
     def _zones(self, business_id: int, drafts: list[Draft], depth: int) -> dict[str, ZoneInfo]:
-        """The zones of the locations whose local time the drafts hold, fetching missing ones."""
-        wanted = {
+        """The zones of the locations the drafts name, to render their local times in (and
+        to read naive ones in); a location a naive time needs is fetched if clubfeed lacks it."""
+        named = {d.fields["location_id"] for d in drafts if d.fields.get("location_id")}
+        zones = self._read_zones(business_id, sorted(named))
+        missing = {
             d.fields["location_id"]: d.raw_refs.get("location_id", d.fields["location_id"])
             for d in drafts
-            if d.waiting and d.fields.get("location_id") is not None
+            if d.waiting and d.fields.get("location_id") and d.fields["location_id"] not in zones
         }
-        zones = self._read_zones(business_id, sorted(wanted))
-        missing = {k: v for k, v in wanted.items() if k not in zones}
         if missing and depth < _MAX_FETCH_DEPTH:
             self._fetch(business_id, {"locations": missing}, depth)
             zones.update(self._read_zones(business_id, sorted(missing)))
