@@ -41,11 +41,10 @@ from clubfeed import catalogue
 from clubfeed.feed import clock
 from clubfeed.feed.cursor import CursorSigner
 from clubfeed.feed.queries import ListQuery, list_page
-from clubfeed.sources import convert
+from clubfeed.sources import parallel
 from clubfeed.sources.database import SourceDB, connect
 from clubfeed.sources.mapping import load
 from clubfeed.sources.runner import Runner
-from clubfeed.sources.writer import Writer
 from clubfeed.storage.engine import make_engine, read_connection
 
 STORES = ("postgresql", "sqlite")
@@ -56,10 +55,11 @@ DRIFT = 100
 """Visits hard-deleted, and visits changed without a new stamp, before the reconcile."""
 
 
-BACKFILL_STEPS = ("source read", "conversion", "ingest write", "other")
-"""Where a backfill's time goes: reading pages from the source (the driver's parsing
-included), rows to drafts to records (`sources/convert.py`), the ingest path's
-validation and write transaction (`Writer._apply`), and the rest (cursor saves, grouping)."""
+BACKFILL_STEPS = ("source read", "pages to workers", "waiting for workers", "other")
+"""Where the runner's time goes in a backfill by worker processes (the mapping's default of
+two): reading pages from the source (the driver's parsing included), handing pages to
+idle workers (pickling them), waiting for a worker to finish a page (each converts,
+renders and writes its pages through the ingest path), and the rest (cursor saves)."""
 
 
 @dataclass(frozen=True)
@@ -167,9 +167,8 @@ def _backfill(file: Path, url: str, store: str, business_id: int) -> Backfill:
         spent = dict.fromkeys(BACKFILL_STEPS, 0.0)
         with (
             ingest_parts.timing(SourceDB, "read_by_key", spent, "source read"),
-            ingest_parts.timing(Runner, "_drafts", spent, "conversion"),
-            ingest_parts.timing(convert, "record", spent, "conversion"),
-            ingest_parts.timing(Writer, "_apply", spent, "ingest write"),
+            ingest_parts.timing(parallel.Workers, "send", spent, "pages to workers"),
+            ingest_parts.timing(parallel.Workers, "collect", spent, "waiting for workers"),
         ):
             for item in runner.resources:
                 runner.backfill(item)
