@@ -50,6 +50,21 @@ def test_a_good_file_reads_with_its_defaults() -> None:
     assert (users.key, users.modified, users.reconcile_s) == ("id", "updated_at", 86400.0)
 
 
+def test_the_readme_example_reads_as_it_says() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    example = readme.split("# pos.yaml\n", 1)[1].split("```", 1)[0]
+    loaded = parse(example, file="pos.yaml", environ={"POS_DATABASE_URL": "sqlite:///x.db"})
+    settings = loaded.source
+    assert (settings.poll_interval_s, settings.clock_margin_s, settings.fixed_lag_s) == (1, 1, 60)
+    assert (settings.batch_size, settings.backfill_workers) == (10_000, 2)
+    assert loaded.tenancy.business_id == 3
+    assert {m.resource.name: m.reconcile_s for m in loaded.resources} == {
+        "locations": 86_400,
+        "users": 86_400,
+        "checkins": 3_600,
+    }
+
+
 @pytest.mark.parametrize(
     ("change", "line", "phrase"),
     [
@@ -116,6 +131,15 @@ def test_check_shows_rows_mapped_and_the_guarantee(
     report = one_json_line(clubfeed(db_url, "source", "check", str(path), "--json"))
     assert report["ok"] is True
     assert report["sees_transactions"] is (source.kind != "sqlite")
+    assert report["settings"] == {
+        "poll_interval_s": 0.2,
+        "clock_margin_s": 0.5,
+        "fixed_lag_s": 3.0,
+        "batch_size": 10_000,
+        "backfill_workers": 2,
+    }
+    reconciles = {r["resource"]: r["reconcile_s"] for r in report["resources"]}
+    assert (reconciles["users"], reconciles["checkins"]) == (86_400, 3_600)
     users = next(r for r in report["resources"] if r["resource"] == "users")
     assert users["fields"] == ["email", "first_name", "last_name", "is_child", "parent_id"]
     assert users["extra"] == ["tier"]
@@ -126,7 +150,13 @@ def test_check_shows_rows_mapped_and_the_guarantee(
     assert sales["sample"][0]["pre_tax_price"] == "1.50"
     shown = clubfeed(db_url, "source", "check", str(path))
     assert shown.exit_code == 0, shown.stderr
-    assert "✓ users: fields email, first_name, last_name, is_child, parent_id" in shown.stdout
+    words = " ".join(shown.stdout.split())  # the console wraps long lines
+    assert "✓ users: fields email, first_name, last_name, is_child, parent_id" in words
+    assert "; into extra: tier; reconciled every 24 h" in words
+    assert (
+        "Polls every 0.2 s and reads and writes 10,000 rows a batch; a backfill of more than "
+        "4 batches is written by 2 worker processes." in words
+    )
 
 
 def test_check_names_a_query_that_cannot_map_and_exits_1(db_url: str, tmp_path: Path) -> None:

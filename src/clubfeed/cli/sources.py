@@ -67,6 +67,7 @@ def check(file: Path, as_json: bool) -> None:
     Connects read-only and writes nothing. Exits 1 if a query cannot be used.
     """
     from clubfeed.sources.check import check as run_check
+    from clubfeed.sources.check import settings_text, span
     from clubfeed.sources.database import safe_url
 
     mapping = _load(file)
@@ -92,13 +93,16 @@ def check(file: Path, as_json: bool) -> None:
             f"{escape(safe_url(mapping.source.url))} ({report.dialect})"
         )
         console.print(escape(report.guarantee))
+        console.print(escape(settings_text(mapping)))
         for result in report.resources:
             if not result.ok:
                 console.print(f"[red]✗ {result.resource}[/red]: {escape(result.problem or '')}")
                 continue
             extra = f"; into extra: {', '.join(result.extra)}" if result.extra else ""
+            reconciled = f"; reconciled every {span(result.reconcile_s)}"
             console.print(
-                f"[green]✓ {result.resource}[/green]: fields {', '.join(result.fields)}{escape(extra)}"
+                f"[green]✓ {result.resource}[/green]: fields {', '.join(result.fields)}"
+                f"{escape(extra + reconciled)}"
             )
             for record in result.sample:
                 console.print("   " + escape(json.dumps(record, ensure_ascii=False, default=str)))

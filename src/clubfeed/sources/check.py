@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ from clubfeed.sources import convert
 from clubfeed.sources.convert import BadValue, ColumnsProblem
 from clubfeed.sources.database import SourceDB, describe_failure, safe_url
 from clubfeed.sources.mapping import MappingFile
+from clubfeed.sources.parallel import PARALLEL_FROM_PAGES
 
 SAMPLE_ROWS = 3
 
@@ -28,6 +30,7 @@ _GRANTS = {
 class ResourceCheck:
     resource: str
     ok: bool
+    reconcile_s: float
     problem: str | None = None
     fields: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
@@ -42,6 +45,7 @@ class CheckReport:
     dialect: str
     sees_transactions: bool
     guarantee: str
+    settings: dict[str, float]
     resources: list[ResourceCheck]
 
     @property
@@ -67,6 +71,39 @@ def guarantee_text(mapping: MappingFile, dialect: str, visible: bool) -> str:
     )
 
 
+def settings_of(mapping: MappingFile) -> dict[str, float]:
+    """The source settings the runner will use, defaults included, so `check` shows them
+    (all but the URL, which the report shows without its password)."""
+    settings = dataclasses.asdict(mapping.source)
+    del settings["url"]
+    return settings
+
+
+def settings_text(mapping: MappingFile) -> str:
+    """How the runner will read, said for a person."""
+    source = mapping.source
+    workers = (
+        f"a backfill of more than {PARALLEL_FROM_PAGES} batches is written by "
+        f"{source.backfill_workers} worker processes"
+        if source.backfill_workers > 1
+        else "backfills are written by the runner alone"
+    )
+    return (
+        f"Polls every {span(source.poll_interval_s)} and reads and writes "
+        f"{source.batch_size:,} rows a batch; {workers}."
+    )
+
+
+def span(seconds: float) -> str:
+    """A duration as a person writes it: 0.2 s, 30 min, 24 h, 7 d."""
+    if seconds >= 2 * 86400 and seconds % 86400 == 0:
+        return f"{seconds / 86400:g} d"
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
 def check(mapping: MappingFile, source: SourceDB) -> CheckReport:
     """Run each query on a few rows and map them; problems are reported, never raised."""
     visible = source.can_see_transactions()
@@ -76,6 +113,7 @@ def check(mapping: MappingFile, source: SourceDB) -> CheckReport:
         dialect=source.dialect,
         sees_transactions=visible,
         guarantee=guarantee_text(mapping, source.dialect, visible),
+        settings=settings_of(mapping),
         resources=[],
     )
     for resource_mapping in mapping.resources:
@@ -85,11 +123,14 @@ def check(mapping: MappingFile, source: SourceDB) -> CheckReport:
             plan = convert.layout(resource_mapping, rows, mapping.tenancy.column)
         except (SQLAlchemyError, ColumnsProblem) as exc:
             problem = describe_failure(exc)
-            report.resources.append(ResourceCheck(name, False, problem))
+            report.resources.append(
+                ResourceCheck(name, False, resource_mapping.reconcile_s, problem)
+            )
             continue
         result = ResourceCheck(
             name,
             True,
+            resource_mapping.reconcile_s,
             fields=[f for _, f, _ in plan.fields],
             extra=[c for _, c, _ in plan.extra],
         )
