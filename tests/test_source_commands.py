@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from clubfeed.sources import lock
+from clubfeed.sources.database import connect, describe_failure
 from clubfeed.sources.mapping import MappingError, parse
 from clubfeed.storage.engine import read_connection
 from tests.clikit import clubfeed, one_json_line
@@ -296,6 +299,7 @@ def test_a_failing_query_shows_in_status_and_the_others_flow(
         assert "checkins failed this pass (the other resources were written)" in ran.stderr
         assert "hunter2" not in ran.stdout + ran.stderr
         status = status_of(db_url, path)
+        assert str(status["checkins"]["last_error"]).startswith("the source failed: ")
         assert "visited_at" in str(status["checkins"]["last_error"])
         assert "hunter2" not in json.dumps(status)
         assert status["users"]["businesses"][0]["created"] == 21
@@ -308,6 +312,23 @@ def test_a_failing_query_shows_in_status_and_the_others_flow(
         assert status["checkins"]["phase"] == "follow"
     finally:
         source.drop()
+
+
+def test_a_failure_names_the_database_that_failed(db: Engine, tmp_path: Path) -> None:
+    pos = tmp_path / "pos.db"
+    with sqlite3.connect(pos) as conn:
+        conn.execute("CREATE TABLE members (id INTEGER PRIMARY KEY)")
+    source = connect(f"sqlite:///{pos}")
+    try:
+        with pytest.raises(SQLAlchemyError) as from_source:
+            source.tenant_names("SELECT tenant, name FROM tenants")
+    finally:
+        source.close()
+    with pytest.raises(SQLAlchemyError) as from_store, read_connection(db) as conn:
+        conn.execute(text("SELECT no_such_column FROM businesses"))
+    assert describe_failure(from_source.value) == "the source failed: no such table: tenants"
+    assert describe_failure(from_store.value).startswith("clubfeed's database failed: ")
+    assert "no_such_column" in describe_failure(from_store.value)
 
 
 def test_a_second_runner_of_the_same_mapping_refuses(db: Engine) -> None:

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, bindparam, create_engine, event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError
 
 from clubfeed.sources.mapping import ResourceMapping
+from clubfeed.storage.outages import CommitFailed
 
 Dialect = Literal["postgresql", "mysql", "sqlite"]
 
@@ -76,16 +77,32 @@ def _dialect(url: URL) -> Dialect:
     raise ValueError(f"unsupported source database {backend!r}")
 
 
+# The note every error of a source engine carries, so a message can say which database failed.
+_FROM_SOURCE = "raised by the source database"
+
+
 def describe_failure(exc: BaseException) -> str:
-    """A failure as one line that is safe to show: the driver's first line, never SQL or values."""
+    """A failure as one line that is safe to show: which database failed and the driver's
+    first line, never SQL or values."""
     from clubfeed.sources.convert import ColumnsProblem
 
     if isinstance(exc, ColumnsProblem):
         return str(exc)
     cause: BaseException = exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc
+    if isinstance(exc, CommitFailed) and exc.__cause__ is not None:
+        cause = exc.__cause__
     lines = str(cause).strip().splitlines()
     first = lines[0] if lines else type(cause).__name__
-    return f"the source failed: {first}"
+    if _FROM_SOURCE in getattr(exc, "__notes__", ()):
+        return f"the source failed: {first}"
+    return f"clubfeed's database failed: {first}"
+
+
+def _note_source_errors(engine: Engine) -> None:
+    @event.listens_for(engine, "handle_error")
+    def _note(context: ExceptionContext) -> None:
+        if context.sqlalchemy_exception is not None:
+            context.sqlalchemy_exception.add_note(_FROM_SOURCE)
 
 
 def safe_url(url: str) -> str:
@@ -137,6 +154,7 @@ def connect(url: str) -> SourceDB:
         def _autocommit(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
 
+    _note_source_errors(engine)
     return SourceDB(engine, dialect)
 
 
