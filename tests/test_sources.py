@@ -17,9 +17,9 @@ from sqlalchemy import Engine, text
 
 from clubfeed.sources import mapping as mapping_file
 from clubfeed.sources import state
-from clubfeed.sources.database import connect
+from clubfeed.sources.database import Rows, connect
 from clubfeed.sources.runner import Runner
-from clubfeed.storage.engine import read_connection
+from clubfeed.storage.engine import read_connection, write_transaction
 from tests.factories import Api
 from tests.sourcekit import Pos, SourceDatabase, expected, mapping_yaml, served
 
@@ -245,3 +245,54 @@ def test_multi_tenant_rows_never_cross(source: SourceDatabase, db: Engine, tmp_p
                 {"b": business_id},
             ).all()
             assert sorted(loc for _, loc in visits) == sorted(str(first + i) for i in range(5))
+
+
+def test_a_backfill_worker_places_a_tenant_its_runner_named_after_it_started(
+    db: Engine, tmp_path: Path
+) -> None:
+    """A worker knows the businesses stored when it started; one its runner creates later
+    arrives with the page, or the page's rows would wait as unknown tenants."""
+    from clubfeed import tenants
+    from clubfeed.sources.parallel import Job, Workers
+    from tests.factories import new_business
+
+    source = SourceDatabase("sqlite", tmp_path)
+    acme = new_business(db, "Acme")
+    for tenant in ("acme", "zen"):
+        pos = Pos(source, tenant)
+        with pos.transaction() as conn:
+            base = 100 if tenant == "zen" else 0
+            for i in range(1, 4):
+                pos.member(conn, base + i, pos.now())
+    business = f"  column: tenant_id\n  businesses: {{acme: {acme.id}}}"
+    name = f"learn{acme.id}"
+    loaded = mapping_file.load(
+        write_mapping(tmp_path, mapping_yaml(source, business=business, name=name))
+    )
+    users = loaded.for_resource("users")
+    assert users is not None
+    source_db = connect(loaded.source.url)
+    try:
+        read = source_db.read_by_key(users, after=None, limit=100)
+    finally:
+        source_db.close()
+    column = read.columns.index("tenant_id")
+
+    def page(tenant: str) -> Rows:
+        return Rows(read.columns, [r for r in read.rows if r[column] == tenant], read.flags)
+
+    with Workers(loaded, db, 1) as workers:
+        workers.send(Job(1, "users", page("acme"), {"acme": acme.id}))
+        assert workers.collect() == [1]  # the worker has started, knowing only acme
+        with write_transaction(db) as conn:
+            zen = tenants.create_business(conn, "Zen Studio")
+            state.remember_tenant(conn, name, "zen", zen.id)
+        workers.send(Job(2, "users", page("zen"), {"zen": zen.id}))
+        assert workers.collect() == [2]
+    with read_connection(db) as conn:
+        assert state.problem_keys(conn, name, "users") == []
+        for business_id, first in ((acme.id, 1), (zen.id, 101)):
+            ids = conn.execute(
+                text("SELECT id FROM users WHERE business_id = :b"), {"b": business_id}
+            ).scalars()
+            assert sorted(ids, key=int) == [str(first + i) for i in range(3)]

@@ -9,9 +9,13 @@ from typing import Any
 import msgspec
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import Engine
 
 from clubfeed import catalogue
 from clubfeed.catalogue import Kind
+from clubfeed.ingest.validate import record_type, validated
+from clubfeed.ingest.write import apply_changes, prepare
+from clubfeed.storage.engine import write_transaction
 from clubfeed.timefmt import (
     EARLIEST_US,
     LATEST_US,
@@ -72,6 +76,24 @@ def test_a_new_zone_restamps_every_live_event_at_the_location_once(api: Api) -> 
     assert appointment["appointment_at"] == "2026-07-01T21:00:00.250000+09:00"
     # Events elsewhere keep their offsets and stay out of the window.
     assert api.get("/v1/checkins/che-1").json()["checked_in_at"].endswith("-04:00")
+
+
+def test_a_write_rendered_before_its_location_moved_is_stored_in_the_zone_it_found(
+    api: Api, db: Engine
+) -> None:
+    # A source writer renders a page in the zones it read, then takes the business's lock;
+    # a location that changed zone in between must not leave events in its old zone.
+    refs = api.seed()
+    api.put("locations", "nyc", record("locations", "nyc", timezone="America/New_York"))
+    checkins = catalogue.get("checkins")
+    body = record("checkins", "c-late", {**refs, "locations": "nyc"}, checked_in_at=WHEN)
+    batch = validated(checkins, [msgspec.convert(body, record_type(checkins))], [])
+    prepared = prepare(batch, {"nyc": zone("Asia/Tokyo")})
+    assert prepared.rendered is not None and "+09:00" in prepared.rendered[0]
+    with write_transaction(db) as conn:
+        apply_changes(conn, business_id=api.tenant.business.id, batch=prepared)
+    stored = api.get("/v1/checkins/c-late").json()
+    assert stored["checked_in_at"] == "2026-07-01T08:00:00.250000-04:00"
 
 
 def test_an_alias_of_the_same_zone_restamps_nothing(api: Api) -> None:
