@@ -212,6 +212,10 @@ def test_pool_gauges_show_connections_in_use_and_waiting(
         while gauges() != (2, 1):
             assert time.monotonic() < deadline, gauges()
             time.sleep(0.02)
+        # The pool has nothing to give, yet the source runners' figures are read (on a
+        # connection of their own), not left out after a wait for the pool.
+        page = http.get("/metrics").text
+        assert "# TYPE clubfeed_source_records_total counter" in page
     finally:
         for conn in held:
             conn.close()

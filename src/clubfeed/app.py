@@ -71,7 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
         poolclass=meter.pool_class(),
     )
     meter.watch(engine)
-    meter.show_sources(engine)
+    meter.show_sources(settings.database_url)
     buckets = open_buckets(settings.rate_limit_storage, settings.rate_limit_prefix)
     app_state = AppState(
         settings=settings,

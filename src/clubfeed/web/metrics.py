@@ -38,11 +38,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
 from clubfeed.settings import Settings
+from clubfeed.storage.engine import make_engine
 from clubfeed.timefmt import now_us
 from clubfeed.web.rfc9457 import problem_response
 
 MODES = ("off", "loopback", "token")
 MIN_TOKEN_LENGTH = 16
+# How long a scrape waits for the database before answering without the source figures
+# (Prometheus gives up on a scrape after 10 s by default).
+SCRAPE_DB_TIMEOUT_S = 2.0
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -84,8 +88,8 @@ class Meter:
     def watch(self, engine: Engine) -> None:
         """Follow `engine`'s pool: connections in use."""
 
-    def show_sources(self, engine: Engine) -> None:
-        """Show the source runners' state, read from `engine`'s database at each scrape."""
+    def show_sources(self, database_url: str) -> None:
+        """Show the source runners' state, read from the database at each scrape."""
 
     def close(self) -> None:
         """The process is stopping: its live gauges no longer count."""
@@ -201,12 +205,17 @@ class Prometheus(Meter):
         event.listen(pool, "checkout", lambda *_args: self._in_use.inc())
         event.listen(pool, "checkin", lambda *_args: self._in_use.dec())
 
-    def show_sources(self, engine: Engine) -> None:
+    def show_sources(self, database_url: str) -> None:
+        # Its own connection, never the app's pool: when the pool is exhausted is when an
+        # operator most needs the page, and a scrape must not queue behind the requests.
+        engine = make_engine(database_url, pool_size=1, timeout_s=SCRAPE_DB_TIMEOUT_S)
         self._sources = SourceCollector(engine)
         if self.registry is not None:
             self.registry.register(self._sources)
 
     def close(self) -> None:
+        if self._sources is not None:
+            self._sources.engine.dispose()
         if self.multiprocess_dir:
             multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)  # type: ignore[no-untyped-call]
 
@@ -228,7 +237,8 @@ class SourceCollector(Collector):
     A runner (`clubfeed source run`) is its own process, often on another host, so
     its state is in the database, not in this process. Labels are the mapping's name
     and the resource, never a business: counts are summed over a mapping's businesses.
-    With the database unreachable the page still answers, without these figures.
+    It reads on a connection of its own, so an exhausted pool does not hold up the page;
+    with the database unreachable the page still answers, without these figures.
     """
 
     def __init__(self, engine: Engine) -> None:
