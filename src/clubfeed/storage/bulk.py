@@ -6,17 +6,18 @@ short query text. From `COPY_FROM` rows up it uses COPY instead: straight into t
 table for rows known to be new (`insert`), through a staging table and one
 INSERT … SELECT for an upsert. psycopg formats COPY rows in C, where it builds arrays
 value by value in Python, which made 10,000-row upserts 1.5× slower.
-SQLite's driver loops over rows in C (`executemany`), which is already fast.
+SQLite's driver loops over rows in C (`executemany`), which is already fast, once the
+rows reach it directly rather than through SQLAlchemy's per-row parameter handling.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, Update, bindparam, update
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clubfeed.storage.engine import is_sqlite
@@ -145,7 +146,7 @@ def insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> No
     if not rows:
         return
     if is_sqlite(conn):
-        conn.execute(table.insert(), list(rows))
+        _sqlite_writes(table).insert.run(conn, rows)
         return
     names = list(_pg_types(table))
     if len(rows) < COPY_FROM:
@@ -175,26 +176,59 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> No
             [staged.insert, staged.drop],
         )
         return
-    conn.execute(_sqlite_upsert(table), list(rows))
+    _sqlite_writes(table).upsert.run(conn, rows)
+
+
+@dataclass(frozen=True)
+class _SqliteStatement:
+    """SQL in sqlite3's named style, and the columns whose values SQLAlchemy's types convert
+    (dates to ISO text), so that thousands of rows run in the driver's C loop: SQLAlchemy's
+    executemany builds each row's parameters in Python, which cost as much as the insert."""
+
+    sql: str
+    convert: tuple[tuple[str, Callable[[Any], Any]], ...]
+
+    def run(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        if self.convert:
+            rows = [{**row, **{name: to(row[name]) for name, to in self.convert}} for row in rows]
+        execute_many(conn, self.sql, rows)
+
+
+@dataclass(frozen=True)
+class _SqliteWrites:
+    insert: _SqliteStatement
+    upsert: _SqliteStatement
+    restamp: _SqliteStatement
 
 
 @cache
-def _sqlite_upsert(table: Table) -> sqlite.Insert:
-    """Built once per table: building it (its `excluded` alias above all) costs more than a
-    one-record write's statements take to run."""
-    stmt = sqlite.insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=list(_KEYS),
-        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in _KEYS},
+def _sqlite_writes(table: Table) -> _SqliteWrites:
+    dialect = sqlite.dialect()
+    quote = dialect.identifier_preparer.quote
+    names = [c.name for c in table.columns]
+
+    def statement(sql: str, columns: Sequence[str]) -> _SqliteStatement:
+        convert = []
+        for name in columns:
+            to = table.c[name].type.bind_processor(dialect)
+            if to is not None:
+                convert.append((name, to))
+        return _SqliteStatement(sql, tuple(convert))
+
+    insert = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+        f"VALUES ({', '.join(f':{n}' for n in names)})"
     )
-
-
-@cache
-def _sqlite_restamp(table: Table) -> Update:
-    return (
-        update(table)
-        .where(table.c.business_id == bindparam("b_business_id"), table.c.id == bindparam("b_id"))
-        .values({name: bindparam(name) for name in STAMP_COLUMNS})
+    updates = ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in names if n not in _KEYS)
+    stamps = ", ".join(f"{quote(n)} = :{n}" for n in STAMP_COLUMNS)
+    restamp = (
+        f"UPDATE {quote(table.name)} SET {stamps} WHERE business_id = :restamp_business_id "
+        "AND id = :id"
+    )
+    return _SqliteWrites(
+        insert=statement(insert, names),
+        upsert=statement(f"{insert} ON CONFLICT (business_id, id) DO UPDATE SET {updates}", names),
+        restamp=statement(restamp, STAMP_COLUMNS),
     )
 
 
@@ -208,7 +242,6 @@ def restamp(
         params = _columns(stamps, ("id", *STAMP_COLUMNS))
         execute_binary(conn, _pg_stamp_sql(table), {**params, "business_id": business_id})
         return
-    conn.execute(
-        _sqlite_restamp(table),
-        [{**stamp, "b_id": stamp["id"], "b_business_id": business_id} for stamp in stamps],
+    _sqlite_writes(table).restamp.run(
+        conn, [{**stamp, "restamp_business_id": business_id} for stamp in stamps]
     )
