@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# Test processes; every test run has its own databases, ports and Redis keys.
+TEST_WORKERS ?= 2
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 RUNTIME := $(VENV)/.installed-runtime
 TOOLING := $(VENV)/.installed-test
@@ -39,7 +41,7 @@ unit: $(TOOLING)
 	@command -v faketime >/dev/null || { apt-get update -qq && apt-get install -y -qq faketime; }
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	@test -x /usr/sbin/nginx || { apt-get update -qq && apt-get install -y -qq nginx && { /usr/sbin/nginx -s quit 2>/dev/null || true; }; }
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 test: lint unit
 
