@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.dialects import postgresql
 
 from clubfeed.storage.engine import make_engine
 from clubfeed.storage.idlists import _statement, rows_by_id
@@ -52,11 +51,8 @@ def test_a_business_grown_since_the_last_analyze_is_probed_by_primary_key(
     stale: Connection,
 ) -> None:
     ids = [f"c{i}" for i in range(10_001, 20_001)]
-    statement = _statement("postgresql", TABLE, "id", "")
-    sql = statement.compile(dialect=postgresql.dialect()).string  # type: ignore[no-untyped-call]
-    cursor = stale.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cursor.execute(f"EXPLAIN {sql}", {"b": 2, "ids": ids})
-    plan = "\n".join(row[0] for row in cursor.fetchall())
+    explain = text(f"EXPLAIN {_statement('postgresql', TABLE, 'id', '').text}")
+    plan = "\n".join(stale.execute(explain, {"b": 2, "ids": ids}).scalars())
     assert f"Scan using {TABLE}_pkey" in plan, plan
     assert "Filter" not in plan, plan
     found = rows_by_id(stale, TABLE, "id", 2, [*ids, "c1", "nope"])

@@ -64,6 +64,7 @@ def source() -> None:
 def check(file: Path, as_json: bool) -> None:
     """Check FILE and the source: run each query on a few rows and show them mapped.
 
+    Also says what the runner promises with this account and the settings it will use.
     Connects read-only and writes nothing. Exits 1 if a query cannot be used.
     """
     from clubfeed.sources.check import check as run_check

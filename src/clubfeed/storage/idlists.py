@@ -9,8 +9,9 @@ backfill's lookups grew with every page it wrote. The business id reaches the pl
 only as a subquery's value: a business that grew since the table was last analyzed
 looks empty to it, and with its real value the planner took any index that starts
 with `business_id` and filtered on `id` per probe, which scanned the whole business
-10,000 times (50 s for 10,000 ids against a 40,000-row business, 40 ms this way). SQLite unpacks a JSON array with
-`json_each`, which has no bound-parameter limit, and probes its primary key.
+10,000 times (50 s for 10,000 ids against a 40,000-row business, 40 ms this way).
+SQLite unpacks a JSON array with `json_each`, which has no bound-parameter limit, and
+probes its primary key.
 """
 
 from __future__ import annotations
