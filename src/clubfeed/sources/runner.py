@@ -214,7 +214,14 @@ class Runner:
         page: parallel.Job | None = None
         sent: deque[tuple[int, Any, int]] = deque()  # (seq, its last key, rows) in key order
         finished: set[int] = set()
-        with parallel.Workers(self.mapping, self.store, count) as workers:
+
+        def save(after: Any) -> None:
+            self._save(item, backfill_after=state.encode_value(after))
+
+        with (
+            parallel.Workers(self.mapping, self.store, count) as workers,
+            _CursorSaver(save) as saver,
+        ):
             while True:
                 if page is None and reading:
                     rows = self.source.read_by_key(mapping, after=after, limit=batch)
@@ -240,7 +247,7 @@ class Runner:
                     finished.discard(seq)
                     moved += rows_done
                 if moved:
-                    self._save(item, backfill_after=state.encode_value(item.backfill_after))
+                    saver.post(item.backfill_after)
                     advance(moved)
         self.writer.reload_problems(mapping)
 
@@ -558,6 +565,60 @@ class Runner:
     def _reconcile_all(self, item: _Resource) -> None:
         while not self.reconcile_step(item):
             pass
+
+
+class _CursorSaver:
+    """Saves the backfill's cursor on a thread of its own, latest position only.
+
+    On SQLite a save waits for the store's one write lock, which a worker holds for a whole
+    page: saved inline, the runner would sit in that wait instead of reading the next page
+    and keeping the workers busy. A position overtaken before it was saved is skipped; the
+    cursor only lags, and rows past it are read again and counted unchanged. A failed save
+    is raised by the next `post`, or on leaving.
+    """
+
+    def __init__(self, save: Callable[[Any], None]) -> None:
+        self._save = save
+        self._changed = threading.Condition()
+        self._pending: list[Any] = []  # the position to save next, if any
+        self._closing = False
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="backfill cursor", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> _CursorSaver:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        with self._changed:
+            self._closing = True
+            self._changed.notify()
+        self._thread.join()
+        if self._failure is not None and kind is None:
+            raise self._failure
+
+    def post(self, after: Any) -> None:
+        """Save `after` as the cursor soon, instead of any position not saved yet."""
+        with self._changed:
+            if self._failure is not None:
+                raise self._failure
+            self._pending[:] = [after]
+            self._changed.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                while not self._pending and not self._closing:
+                    self._changed.wait()
+                if not self._pending:
+                    return
+                after = self._pending.pop()
+            try:
+                self._save(after)
+            except BaseException as exc:  # the runner raises it, and handles it as its own
+                with self._changed:
+                    self._failure = exc
+                return
 
 
 def _guarantee(guard: Guard) -> str:
