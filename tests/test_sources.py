@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from clubfeed.sources import mapping as mapping_file
 from clubfeed.sources import state
@@ -21,7 +21,7 @@ from clubfeed.sources.database import Rows, connect
 from clubfeed.sources.runner import Runner
 from clubfeed.storage.engine import read_connection, write_transaction
 from tests.factories import Api
-from tests.sourcekit import Pos, SourceDatabase, expected, mapping_yaml, served
+from tests.sourcekit import MARIADB_URL, Pos, SourceDatabase, expected, mapping_yaml, served
 
 RESOURCES = ("locations", "users", "checkins", "sales")
 
@@ -296,3 +296,34 @@ def test_a_backfill_worker_places_a_tenant_its_runner_named_after_it_started(
                 text("SELECT id FROM users WHERE business_id = :b"), {"b": business_id}
             ).scalars()
             assert sorted(ids, key=int) == [str(first + i) for i in range(3)]
+
+
+def test_mariadb_datetimes_read_exactly_as_pymysql_reads_them() -> None:
+    """The source engine's faster DATETIME parser agrees with PyMySQL's own, to the
+    microsecond, and leaves a zero date to PyMySQL (as the string, a bad value)."""
+    sql = """SELECT CAST('2026-06-01 06:00:00.123456' AS DATETIME(6)),
+                    CAST('2026-06-01 06:00:00.5' AS DATETIME(3)),
+                    CAST('2026-06-01 06:07:08' AS DATETIME),
+                    CAST('1000-01-01 00:00:00' AS DATETIME),
+                    CAST('9999-12-31 23:59:59.999999' AS DATETIME(6)),
+                    FROM_UNIXTIME(1780000000.25),
+                    CAST(NULL AS DATETIME)"""
+    plain = create_engine(f"{MARIADB_URL}/mysql")
+    source = connect(f"{MARIADB_URL}/mysql")
+    try:
+        with plain.connect() as conn:
+            want = conn.exec_driver_sql(sql).one()
+            conn.exec_driver_sql("SET SESSION sql_mode = ''")
+            zero = conn.exec_driver_sql("SELECT CAST('0000-00-00 00:00:00' AS DATETIME)").one()
+        with source.engine.connect() as conn:
+            got = conn.exec_driver_sql(sql).one()
+            conn.exec_driver_sql("SET SESSION sql_mode = ''")
+            got_zero = conn.exec_driver_sql("SELECT CAST('0000-00-00 00:00:00' AS DATETIME)").one()
+    finally:
+        plain.dispose()
+        source.close()
+    assert want[0] == datetime(2026, 6, 1, 6, 0, 0, 123456)
+    assert want[1] == datetime(2026, 6, 1, 6, 0, 0, 500000)
+    assert list(got) == list(want)
+    assert [type(v) for v in got] == [type(v) for v in want]
+    assert list(got_zero) == list(zero) == ["0000-00-00 00:00:00"]

