@@ -189,7 +189,7 @@ def _breakdown(url: str, seed: int) -> Breakdown:
             timing(write, "_check_references", spent, "references"),
             timing(write, "columns_from_record", spent, "record columns"),
             timing(write, "render_fields", spent, "rendering"),
-            timing(write.summary, "id_bucket", spent, "summary totals"),
+            timing(write.checksums, "id_bucket", spent, "summary totals"),
             timing(write.summary, "hash_columns", spent, "summary totals"),
             timing(bulk, "insert", spent, "row statements"),
             timing(bulk, "upsert", spent, "row statements"),

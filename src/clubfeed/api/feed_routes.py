@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
+from clubfeed import checksums
 from clubfeed.api import openapi, params
 from clubfeed.api.params import MAX_GET_IDS, MAX_LOOKUP_IDS
 from clubfeed.api.paths import RECORD_PATH
@@ -84,12 +85,12 @@ def _page_response(request: Request, page: queries.Page) -> Response:
 def _summary_body(found: summary.Summary) -> dict[str, object]:
     body: dict[str, object] = {
         "count": found.whole.count,
-        "checksum": summary.checksum_text(found.whole.checksum),
+        "checksum": checksums.checksum_text(found.whole.checksum),
         "consistent_until": format_us(found.consistent_until_us),
     }
     if found.buckets is not None:
         body["buckets"] = [
-            {"count": part.count, "checksum": summary.checksum_text(part.checksum)}
+            {"count": part.count, "checksum": checksums.checksum_text(part.checksum)}
             for part in found.buckets
         ]
     return body

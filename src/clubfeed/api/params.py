@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from starlette.datastructures import QueryParams
 
 from clubfeed.catalogue import Resource, id_problem
+from clubfeed.checksums import MAX_BUCKETS
 from clubfeed.errors import BadRequest, ErrorItem
 from clubfeed.feed.queries import ListQuery
-from clubfeed.feed.summary import MAX_BUCKETS
 from clubfeed.timefmt import LAST_INSTANT_US, parse_instant
 
 MAX_LIMIT = 10_000

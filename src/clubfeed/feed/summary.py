@@ -1,15 +1,8 @@
 """Reconciliation: a count and checksum of a business's live records, whole or in buckets.
 
 An integrator checks its copy against the server without a complete transfer, and
-narrows a difference down by id bucket. The checksum is defined so that any client
-can compute it over its own copy (the README gives it in Python):
-
-- a record's hash is the first 8 bytes, read as a big-endian unsigned integer, of
-  SHA-256 over its `id`, a newline, and its `modified_at` exactly as served (UTF-8);
-- a set's checksum is the sum of its records' hashes modulo 2^64, written as 16
-  lower-case hex digits;
-- a record's bucket, of N (a power of two up to 65,536), is the first 2 bytes of
-  SHA-256 over its `id` (big-endian), shifted right by 16 - log2(N) bits.
+narrows a difference down by id bucket. The checksum is defined in `checksums.py` so
+that any client can compute it over its own copy (the README gives it in Python).
 
 Each row keeps its hash as two 32-bit halves (a 64-bit sum would overflow either
 database's integers) and its 16-bit bucket. Every write also adds its records' halves
@@ -20,7 +13,6 @@ rows however many records there are, and reads them in the same snapshot as the 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,26 +20,13 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from clubfeed.catalogue import Resource
+from clubfeed.checksums import BUCKET_BITS, MOD, id_bucket, record_hash
 from clubfeed.feed import clock
 from clubfeed.storage import bulk
 from clubfeed.storage.engine import is_sqlite
 from clubfeed.storage.fast import fetch_tuples
 
-MAX_BUCKETS = 65_536
-_BUCKET_BITS = 16
 _LOW = 0xFFFFFFFF
-_MOD = 1 << 64
-
-
-def record_hash(record_id: str, modified_at: str) -> int:
-    """The 64-bit hash of one record version (see the module's definition)."""
-    digest = hashlib.sha256(f"{record_id}\n{modified_at}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
-def id_bucket(record_id: str) -> int:
-    """The record's bucket of 65,536; of N, this shifted right by 16 - log2(N)."""
-    return int.from_bytes(hashlib.sha256(record_id.encode()).digest()[:2], "big")
 
 
 def row_columns(record_id: str, modified_at: str) -> dict[str, int]:
@@ -67,10 +46,6 @@ def hash_columns(record_id: str, modified_at: str) -> dict[str, int]:
 
 TOMBSTONE_COLUMNS = {"sum_hi": 0, "sum_lo": 0, "id_bucket": 0}
 """A tombstone's summary columns: it counts in no summary, so nothing is hashed for it."""
-
-
-def checksum_text(value: int) -> str:
-    return f"{value % _MOD:016x}"
 
 
 class Tally:
@@ -121,7 +96,7 @@ class Summary:
 
 def _part(count: int | None, hi: int | None, lo: int | None) -> Part:
     """A part from its sums (NULL over no rows; PostgreSQL's sum of bigints is a numeric)."""
-    return Part(int(count or 0), ((int(hi or 0) << 32) + int(lo or 0)) % _MOD)
+    return Part(int(count or 0), ((int(hi or 0) << 32) + int(lo or 0)) % MOD)
 
 
 def summarize(
@@ -140,7 +115,7 @@ def summarize(
             conn, f"SELECT sum(records), sum(sum_hi), sum(sum_lo) {where}", params
         )
         return Summary(_part(count, hi, lo), now.consistent_until_us, None)
-    shift = _BUCKET_BITS - (buckets.bit_length() - 1)
+    shift = BUCKET_BITS - (buckets.bit_length() - 1)
     rows = fetch_tuples(
         conn,
         f"SELECT bucket / :width, sum(records), sum(sum_hi), sum(sum_lo) {where} "
@@ -150,7 +125,7 @@ def summarize(
     parts = [Part(0, 0)] * buckets
     for bucket, count, hi, lo in rows:
         parts[int(bucket)] = _part(count, hi, lo)
-    total = Part(sum(p.count for p in parts), sum(p.checksum for p in parts) % _MOD)
+    total = Part(sum(p.count for p in parts), sum(p.checksum for p in parts) % MOD)
     return Summary(total, now.consistent_until_us, parts)
 
 

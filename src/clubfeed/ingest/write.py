@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, select
 
-from clubfeed import catalogue
+from clubfeed import catalogue, checksums
 from clubfeed.catalogue import Resource
 from clubfeed.errors import ErrorItem, InvalidInput, NotFound, Place
 from clubfeed.feed import clock, summary
@@ -149,7 +149,7 @@ def prepare(batch: Batch, zones: Mapping[str, ZoneInfo] | None = None) -> Prepar
     resource = batch.resource
     rows = [columns_from_record(resource, record) for record in batch.upserts]
     for row in rows:
-        row["id_bucket"] = summary.id_bucket(row["id"])
+        row["id_bucket"] = checksums.id_bucket(row["id"])
     if not resource.has_local_times:
         return Prepared(batch, rows, [render_fields(resource, row, None) for row in rows], None)
     if zones is None:
