@@ -14,8 +14,8 @@ NOTES = (
     "and its defaults (1 s poll, 1 s clock margin, 10,000-row pages).",
     "Backfill: every resource's backfill in the benchmark's process, from the first page "
     "read to the last written; its one wait for open source transactions (2 × clock "
-    "margin) is shown apart. Bulk load: up to 200,000 of the check-ins as the backfill "
-    "stored them, loaded into an empty table of the same shape and indexes in one "
+    "margin) is shown apart. Bulk load: every check-in as the backfill stored it "
+    "(all of them: on SQLite a sample loads faster than the whole), loaded into an empty table of the same shape and indexes in one "
     "transaction (COPY on PostgreSQL, one executemany on SQLite).",
     f"Follow: `clubfeed source run` in its own process; the POS app commits one new visit "
     f"at a time, {COMMITS_PER_S} a second for {FOLLOW_S:.0f} s; an integrator's poller in "
