@@ -1,0 +1,325 @@
+"""`Client` and `AsyncClient`: the same calls, over httpx, sync or async.
+
+Each request carries the integrator key and a bearer (a business's shared secret, or
+an OAuth access token refreshed as needed), asks for compressed answers, and is retried
+on 429, 502-504 and connection errors (`retry.py`). The protocol itself (what to ask
+next, what an answer means) lives in `pages.py`, so the two clients differ only in I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from clubfeed.client.errors import AuthError, ClientError, HistoryGone
+from clubfeed.client.oauth import OAuthGrant
+from clubfeed.client.pages import (
+    Bookmark,
+    Summary,
+    Verification,
+    compare,
+    decode_page,
+    decode_record,
+    decode_summary,
+    problem_of,
+)
+from clubfeed.client.records import RECORD_TYPES, Record, Tombstone
+from clubfeed.client.retry import RETRY_STATUSES, Retry
+
+Item = Record | Tombstone | Bookmark
+PAGE_SIZE = 10_000
+
+
+class _Base:
+    """What both clients share: credentials, retry policy, and reading answers."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        integrator_key: str,
+        token: str | None = None,
+        oauth: OAuthGrant | None = None,
+        retry: Retry | None = None,
+        page_size: int = PAGE_SIZE,
+        timeout: float = 60.0,
+    ) -> None:
+        if (token is None) == (oauth is None):
+            raise ValueError("pass either token (a shared secret or access token) or oauth")
+        self.base_url = base_url.rstrip("/")
+        self.integrator_key = integrator_key
+        self.token = token
+        self.oauth = oauth
+        self.retry = retry or Retry()
+        self.page_size = page_size
+        self.timeout = timeout
+        self.token_url = f"{self.base_url}/oauth/token"
+
+    def _headers(self, bearer: str) -> dict[str, str]:
+        return {"X-Integrator-Key": self.integrator_key, "Authorization": f"Bearer {bearer}"}
+
+    @staticmethod
+    def _resource(resource: str) -> str:
+        if resource not in RECORD_TYPES:
+            raise ValueError(f"unknown resource {resource!r}; one of {', '.join(RECORD_TYPES)}")
+        return resource
+
+    def _first_params(self, since: Bookmark | str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": self.page_size}
+        if isinstance(since, Bookmark):
+            params["modified_since"] = since.modified_since
+        elif since is not None:
+            params["modified_since"] = since
+        return params
+
+    def _page(
+        self, name: str, response: httpx.Response
+    ) -> tuple[list[Item], dict[str, Any] | None]:
+        """A list page's items (the Bookmark last, on the last page), and the next page's
+        parameters (None after the last)."""
+        if response.status_code != 200:
+            raise self._fail(response, name)
+        records, cursor, consistent_until = decode_page(name, response.content)
+        items: list[Item] = list(records)
+        if cursor is None:
+            items.append(Bookmark(name, consistent_until))
+            return items, None
+        return items, {"limit": self.page_size, "cursor": cursor}
+
+    def _wait_s(self, attempt: int, answer: httpx.Response | Exception, what: str) -> float | None:
+        """How long to wait before trying again; None: return the answer (raise the error)."""
+        if isinstance(answer, Exception):
+            wait = self.retry.wait_s(attempt, None)
+            if wait is None:
+                raise ClientError(f"{what}: {answer!r} after {attempt + 1} tries") from answer
+            return wait
+        if answer.status_code not in RETRY_STATUSES:
+            return None
+        return self.retry.wait_s(attempt, answer.headers.get("Retry-After"))
+
+    def _usable(self, refresh_after: str | None) -> str | None:
+        """The bearer to send, or None when the OAuth token must be refreshed first (it is
+        about to expire, or `refresh_after` was just refused)."""
+        if self.oauth is None:
+            return self.token
+        current = self.oauth.current()
+        return current if current is not None and current != refresh_after else None
+
+    def _refused(self, answer: httpx.Response | Exception) -> bool:
+        """A 401 to an OAuth token: refresh it (once) and try again."""
+        return isinstance(answer, httpx.Response) and answer.status_code == 401 and bool(self.oauth)
+
+    def _record_of(self, name: str, response: httpx.Response) -> Record | None:
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._fail(response, name)
+        return decode_record(name, response.content)
+
+    def _me_of(self, response: httpx.Response) -> dict[str, Any]:
+        if response.status_code != 200:
+            raise self._fail(response)
+        found: dict[str, Any] = response.json()
+        return found
+
+    def _summary_of(self, name: str, response: httpx.Response) -> Summary:
+        if response.status_code != 200:
+            raise self._fail(response, name)
+        return decode_summary(response.content)
+
+    @staticmethod
+    def _fail(response: httpx.Response, resource: str | None = None) -> ClientError:
+        problem = problem_of(response.content)
+        if response.status_code == 410 and resource is not None:
+            return HistoryGone(resource, 410, problem)
+        detail = problem.get("detail") or problem.get("title") or response.reason_phrase
+        kind = AuthError if response.status_code in (401, 403) else ClientError
+        return kind(f"{response.status_code}: {detail}", response.status_code, problem)
+
+
+class Client(_Base):
+    """A reader of one business's data; a context manager (or call `close()`).
+
+    >>> with Client("http://127.0.0.1:8000", integrator_key=KEY, token=SECRET) as client:
+    ...     for item in client.pull("checkins", since=saved):
+    ...         match item:
+    ...             case Tombstone(): delete(item.id)
+    ...             case Bookmark(): saved = item
+    ...             case _: upsert(item)
+
+    Safe to share between threads.
+    """
+
+    def __init__(
+        self, base_url: str, *, transport: httpx.BaseTransport | None = None, **options: Any
+    ) -> None:
+        """`integrator_key`, and `token` (a shared secret or access token) or `oauth`; also
+        `retry`, `page_size` (10,000) and `timeout` (60 s)."""
+        super().__init__(base_url, **options)
+        self.http = httpx.Client(base_url=self.base_url, timeout=self.timeout, transport=transport)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _bearer(self, refresh_after: str | None = None) -> str:
+        usable = self._usable(refresh_after)
+        if usable is not None:
+            return usable
+        assert self.oauth is not None
+        return self.oauth.refresh(self.http, self.token_url, refresh_after)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One API request with credentials and retries; the answer, whatever its status."""
+        bearer = self._bearer()
+        refreshed = False
+        attempt = 0
+        while True:
+            answer: httpx.Response | Exception
+            try:
+                answer = self.http.request(method, path, headers=self._headers(bearer), **kwargs)
+            except httpx.TransportError as exc:
+                answer = exc
+            if not refreshed and self._refused(answer):
+                bearer, refreshed = self._bearer(refresh_after=bearer), True
+                continue
+            wait = self._wait_s(attempt, answer, f"{method} {path}")
+            if wait is None:
+                assert isinstance(answer, httpx.Response)
+                return answer
+            time.sleep(wait)
+            attempt += 1
+
+    def pull(self, resource: str, since: Bookmark | str | None = None) -> Iterator[Item]:
+        """Every change since `since` (None: a complete transfer of live records), then the
+        Bookmark to start the next pull from. HistoryGone (410) means: pull again with no
+        `since`, and let that replace your copy."""
+        name = self._resource(resource)
+        params: dict[str, Any] | None = self._first_params(since)
+        while params is not None:
+            items, params = self._page(name, self.request("GET", f"/v1/{name}", params=params))
+            yield from items
+
+    def get(self, resource: str, record_id: str) -> Record | None:
+        """One live record, or None if the business has none by that id (or it is deleted)."""
+        name = self._resource(resource)
+        return self._record_of(name, self.request("GET", f"/v1/{name}/{record_id}"))
+
+    def me(self) -> dict[str, Any]:
+        """`GET /v1/me`: the integrator, the business and what the credential may read."""
+        return self._me_of(self.request("GET", "/v1/me"))
+
+    def summary(self, resource: str, buckets: int | None = None) -> Summary:
+        """The count and checksum of the live records (and by bucket, if asked)."""
+        name = self._resource(resource)
+        params = {"buckets": buckets} if buckets else {}
+        return self._summary_of(name, self.request("GET", f"/v1/{name}/summary", params=params))
+
+    def verify(
+        self,
+        resource: str,
+        copy: Iterable[tuple[str, str | datetime]],
+        buckets: int | None = 1024,
+    ) -> Verification:
+        """Compare a copy's (id, modified_at) pairs with the server's summary. Do it once the
+        copy has applied a pull that ended at or after the summary's `consistent_until`."""
+        return compare(resource, self.summary(resource, buckets), copy, buckets)
+
+
+class AsyncClient(_Base):
+    """`Client`'s calls for asyncio: `await client.summary(...)`, `async for item in
+    client.pull(...)`. Safe to share between tasks of one event loop."""
+
+    def __init__(
+        self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None, **options: Any
+    ) -> None:
+        """`integrator_key`, and `token` (a shared secret or access token) or `oauth`; also
+        `retry`, `page_size` (10,000) and `timeout` (60 s)."""
+        super().__init__(base_url, **options)
+        self.http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=self.timeout, transport=transport
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def _bearer(self, refresh_after: str | None = None) -> str:
+        usable = self._usable(refresh_after)
+        if usable is not None:
+            return usable
+        assert self.oauth is not None
+        return await self.oauth.refresh_async(self.http, self.token_url, refresh_after)
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """As `Client.request`."""
+        bearer = await self._bearer()
+        refreshed = False
+        attempt = 0
+        while True:
+            answer: httpx.Response | Exception
+            try:
+                answer = await self.http.request(
+                    method, path, headers=self._headers(bearer), **kwargs
+                )
+            except httpx.TransportError as exc:
+                answer = exc
+            if not refreshed and self._refused(answer):
+                bearer, refreshed = await self._bearer(refresh_after=bearer), True
+                continue
+            wait = self._wait_s(attempt, answer, f"{method} {path}")
+            if wait is None:
+                assert isinstance(answer, httpx.Response)
+                return answer
+            await asyncio.sleep(wait)
+            attempt += 1
+
+    async def pull(self, resource: str, since: Bookmark | str | None = None) -> AsyncIterator[Item]:
+        """As `Client.pull`."""
+        name = self._resource(resource)
+        params: dict[str, Any] | None = self._first_params(since)
+        while params is not None:
+            response = await self.request("GET", f"/v1/{name}", params=params)
+            items, params = self._page(name, response)
+            for item in items:
+                yield item
+
+    async def get(self, resource: str, record_id: str) -> Record | None:
+        """As `Client.get`."""
+        name = self._resource(resource)
+        return self._record_of(name, await self.request("GET", f"/v1/{name}/{record_id}"))
+
+    async def me(self) -> dict[str, Any]:
+        """As `Client.me`."""
+        return self._me_of(await self.request("GET", "/v1/me"))
+
+    async def summary(self, resource: str, buckets: int | None = None) -> Summary:
+        """As `Client.summary`."""
+        name = self._resource(resource)
+        params = {"buckets": buckets} if buckets else {}
+        response = await self.request("GET", f"/v1/{name}/summary", params=params)
+        return self._summary_of(name, response)
+
+    async def verify(
+        self,
+        resource: str,
+        copy: Iterable[tuple[str, str | datetime]],
+        buckets: int | None = 1024,
+    ) -> Verification:
+        """As `Client.verify`."""
+        return compare(resource, await self.summary(resource, buckets), copy, buckets)

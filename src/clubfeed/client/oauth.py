@@ -1,0 +1,89 @@
+"""An OAuth grant the client refreshes itself: one refresh in flight per grant.
+
+Every thread (or task) that finds the access token expired, or has it refused with 401,
+asks for a refresh naming the token it used; the first takes the grant's lock and
+refreshes, the others wait on the lock and find a newer token than theirs, so a grant's
+refresh token (which the server rotates on every use) is spent exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from clubfeed.client.errors import AuthError
+from clubfeed.client.pages import problem_of
+
+_EARLY_S = 30.0
+"""Refresh this long before the access token expires, so no request carries a dying one."""
+
+
+@dataclass
+class OAuthGrant:
+    """The tokens of one grant. `on_refresh` is called with the grant after each refresh:
+    save its `refresh_token` there, since the previous one stops working."""
+
+    client_id: str
+    client_secret: str
+    refresh_token: str
+    access_token: str | None = None
+    expires_at: float = 0.0  # time.time() when the access token expires
+    on_refresh: Callable[[OAuthGrant], None] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _async_lock: asyncio.Lock | None = field(default=None, repr=False)
+
+    def current(self) -> str | None:
+        """The access token, if it is not about to expire."""
+        if self.access_token is None or time.time() >= self.expires_at - _EARLY_S:
+            return None
+        return self.access_token
+
+    def _needs(self, used: str | None) -> bool:
+        return self.access_token == used or self.current() is None
+
+    def _request(self) -> dict[str, Any]:
+        return {
+            "data": {"grant_type": "refresh_token", "refresh_token": self.refresh_token},
+            "auth": (self.client_id, self.client_secret),
+        }
+
+    def _take(self, response: httpx.Response) -> str:
+        if response.status_code != 200:
+            problem = problem_of(response.content)
+            detail = problem.get("error_description") or problem.get("detail") or response.text
+            raise AuthError(
+                f"refreshing the OAuth grant failed ({response.status_code}): {detail}",
+                response.status_code,
+                problem,
+            )
+        body = response.json()
+        self.access_token = str(body["access_token"])
+        self.refresh_token = str(body.get("refresh_token") or self.refresh_token)
+        self.expires_at = time.time() + float(body.get("expires_in", 3600))
+        if self.on_refresh is not None:
+            self.on_refresh(self)
+        return self.access_token
+
+    def refresh(self, http: httpx.Client, token_url: str, used: str | None) -> str:
+        """A fresh access token; refreshes unless another thread did since `used` was read."""
+        with self._lock:
+            if not self._needs(used):
+                assert self.access_token is not None
+                return self.access_token
+            return self._take(http.post(token_url, **self._request()))
+
+    async def refresh_async(self, http: httpx.AsyncClient, token_url: str, used: str | None) -> str:
+        """As `refresh`, for tasks of one event loop."""
+        if self._async_lock is None:
+            self._async_lock = asyncio.Lock()
+        async with self._async_lock:
+            if not self._needs(used):
+                assert self.access_token is not None
+                return self.access_token
+            return self._take(await http.post(token_url, **self._request()))
