@@ -16,7 +16,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(RUNTIME): pyproject.toml | $(BIN)/python
-	$(PIP) -e .
+	$(PIP) -e '.[server]'
 	touch $@
 
 $(TOOLING): $(RUNTIME)

@@ -1,0 +1,39 @@
+"""The client-only install: `pip install clubfeed` brings the client and none of the server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+SERVER_PACKAGES = {"fastapi", "starlette", "sqlalchemy", "uvicorn", "alembic", "psycopg", "jinja2"}
+
+
+def test_the_base_install_is_the_client_without_the_server(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run([*pip, "install", "-q", str(ROOT)], check=True, timeout=600)
+    listed = json.loads(
+        subprocess.run(
+            [*pip, "list", "--format", "json"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    installed = {entry["name"].lower() for entry in listed}
+    assert {"clubfeed", "httpx", "msgspec"} <= installed
+    assert installed & SERVER_PACKAGES == set()
+
+    probe = "import clubfeed.client as c; print(c.RECORD_TYPES['sales-categories'].__name__)"
+    imported = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert imported.stdout.strip() == "SalesCategory"
+
+    command = subprocess.run(
+        [str(venv / "bin" / "clubfeed"), "--help"], capture_output=True, text=True
+    )
+    assert command.returncode == 1
+    assert "pip install 'clubfeed[server]'" in command.stderr
+    assert "Traceback" not in command.stderr
