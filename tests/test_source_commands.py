@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -344,10 +345,28 @@ def test_a_second_runner_of_the_same_mapping_refuses(db: Engine) -> None:
         pass
 
 
+_RUNNERS: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_runner_outlives_its_test() -> Iterator[None]:
+    """A test that fails mid-way leaves no `source run` polling (and using a core) behind."""
+    yield
+    while _RUNNERS:
+        process = _RUNNERS.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+
+
 def _runner(db_url: str, path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CLUBFEED_DATABASE_URL": db_url}
     command = [str(Path(sys.executable).parent / "clubfeed"), "source", "run", "--json", str(path)]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _RUNNERS.append(process)
+    return process
 
 
 def _wait(check: object, timeout_s: float = 60) -> None:
