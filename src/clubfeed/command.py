@@ -1,21 +1,30 @@
-"""The `clubfeed` command's entry point, importable with the client alone installed.
+"""The `clubfeed` command's entry point, which works with the client alone installed.
 
-The server's commands (`clubfeed.cli`) need `clubfeed[server]`; with only the base
-(the client) installed, the command says so instead of failing with a traceback.
+`clubfeed pull` needs only the base install (the client). The server's commands
+(`clubfeed.cli`) need `clubfeed[server]`; without it, `clubfeed --help` lists what is
+there and says how to get the rest.
 """
 
 from __future__ import annotations
 
-import sys
+import click
+
+from clubfeed.client.pull import pull
 
 
 def main() -> None:
+    group: click.Group
     try:
-        from clubfeed.cli import main as server_main
+        from clubfeed.cli import main as group
     except ModuleNotFoundError as exc:
-        sys.stderr.write(
-            f"clubfeed: this command needs the server's dependencies ({exc.name} is not "
-            "installed): pip install 'clubfeed[server]'\n"
+        group = click.Group(
+            "clubfeed",
+            help=(
+                "clubfeed's client commands. The server's (serve, db, business, source, ...) "
+                f"need its dependencies ({exc.name} is not installed): "
+                "pip install 'clubfeed[server]'."
+            ),
+            context_settings={"help_option_names": ["-h", "--help"]},
         )
-        raise SystemExit(1) from None
-    server_main()
+    group.add_command(pull)
+    group()

@@ -1,0 +1,198 @@
+"""A local copy of a business: one table per resource, kept by `clubfeed pull`.
+
+Each resource's table is named like the resource with `_` for `-` (`sales_categories`),
+with `id` as its key, a column per field, `created_at`, `modified_at` and `extra` (JSON),
+times as the server wrote them. `clubfeed_bookmarks` holds where each resource's next
+pull starts. Every pull is applied in one transaction with its bookmark, so a copy is
+always exactly the server's state at its bookmark, and an interrupted pull is simply
+pulled again. SQLite comes with Python; a PostgreSQL copy needs psycopg.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import msgspec
+
+from clubfeed import catalogue
+from clubfeed.catalogue import Kind, Resource
+from clubfeed.client.pages import Bookmark, stamp
+from clubfeed.client.records import Record, Tombstone
+
+_SQLITE_TYPES = {Kind.BOOL: "INTEGER", Kind.DECIMAL: "TEXT"}
+_PG_TYPES = {
+    Kind.BOOL: "boolean",
+    Kind.DECIMAL: "numeric",
+    Kind.DATE: "date",
+    Kind.DATETIME: "timestamptz",
+}
+
+
+def table_name(resource: str) -> str:
+    return resource.replace("-", "_")
+
+
+def _columns(resource: Resource) -> list[str]:
+    return ["id", "created_at", "modified_at", *(f.name for f in resource.fields), "extra"]
+
+
+class _Cursor(Protocol):
+    def execute(self, sql: str, params: Any = ..., /) -> Any: ...
+    def executemany(self, sql: str, params: Any, /) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Mirror:
+    """The copy's database: `sqlite:///path` or `postgresql://…` (psycopg)."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self.postgres = parts.scheme.split("+")[0] in ("postgresql", "postgres")
+        if self.postgres:
+            try:
+                import psycopg
+            except ModuleNotFoundError:
+                raise ValueError(
+                    "a PostgreSQL copy needs psycopg: pip install 'psycopg[binary]'"
+                ) from None
+            self._conn: Any = psycopg.connect(url.replace("+psycopg", ""), autocommit=False)
+            self._mark = "%s"
+        elif parts.scheme == "sqlite":
+            import sqlite3
+
+            path = url.removeprefix("sqlite:///")
+            if not path or path == url:
+                raise ValueError("a SQLite copy is a file: sqlite:///path/to/copy.db")
+            self._conn = sqlite3.connect(path, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._mark = "?"
+        else:
+            raise ValueError(f"the copy must be sqlite:///… or postgresql://…, not {url!r}")
+        self._create()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _type(self, kind: Kind) -> str:
+        return (_PG_TYPES if self.postgres else _SQLITE_TYPES).get(kind, "text")
+
+    def _create(self) -> None:
+        stamp_type = "timestamptz" if self.postgres else "text"
+        extra_type = "jsonb" if self.postgres else "text"
+        with self.transaction() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS clubfeed_bookmarks "
+                "(resource text PRIMARY KEY, modified_since text NOT NULL)"
+            )
+            for resource in catalogue.RESOURCES:
+                fields = ", ".join(f'"{f.name}" {self._type(f.kind)}' for f in resource.fields)
+                cur.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table_name(resource.name)} (id text PRIMARY KEY, "
+                    f"created_at {stamp_type} NOT NULL, modified_at {stamp_type} NOT NULL, "
+                    f"{fields}, extra {extra_type} NOT NULL)"
+                )
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Cursor]:
+        """A cursor in one transaction, committed at the end (rolled back on error)."""
+        cur = self._conn.cursor()
+        try:
+            if not self.postgres:
+                cur.execute("BEGIN IMMEDIATE")
+            yield cur
+            self._conn.commit() if self.postgres else cur.execute("COMMIT")
+        except BaseException:
+            self._conn.rollback()
+            raise
+        finally:
+            cur.close()
+
+    def bookmark(self, resource: str) -> Bookmark | None:
+        with self.transaction() as cur:
+            cur.execute(
+                f"SELECT modified_since FROM clubfeed_bookmarks WHERE resource = {self._mark}",
+                (resource,),
+            )
+            found = cur.fetchall()
+        return Bookmark(resource, found[0][0]) if found else None
+
+    def apply(
+        self, resource: str, items: Iterable[Record | Tombstone | Bookmark], *, replace: bool
+    ) -> tuple[int, int, Bookmark | None]:
+        """Apply a pull's items in one transaction (`replace`: a complete transfer, which
+        empties the table first); the records and tombstones applied, and the bookmark."""
+        spec = catalogue.get(resource)
+        table = table_name(resource)
+        columns = _columns(spec)
+        marks = ", ".join([self._mark] * len(columns))
+        names = ", ".join(f'"{c}"' for c in columns)
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns[1:])
+        upsert = (
+            f"INSERT INTO {table} ({names}) VALUES ({marks}) "
+            f"ON CONFLICT (id) DO UPDATE SET {updates}"
+        )
+        delete = f"DELETE FROM {table} WHERE id = {self._mark}"
+        records = tombstones = 0
+        saved: Bookmark | None = None
+        with self.transaction() as cur:
+            if replace:
+                cur.execute(f"DELETE FROM {table}")
+            batch: list[tuple[Any, ...]] = []
+            for item in items:
+                if isinstance(item, Bookmark):
+                    saved = item
+                elif isinstance(item, Tombstone):
+                    if batch:
+                        cur.executemany(upsert, batch)
+                        batch = []
+                    cur.execute(delete, (item.id,))
+                    tombstones += 1
+                else:
+                    batch.append(self._row(item, columns))
+                    records += 1
+                    if len(batch) >= 10_000:
+                        cur.executemany(upsert, batch)
+                        batch = []
+            if batch:
+                cur.executemany(upsert, batch)
+            if saved is not None:
+                cur.execute(
+                    "INSERT INTO clubfeed_bookmarks (resource, modified_since) VALUES "
+                    f"({self._mark}, {self._mark}) ON CONFLICT (resource) DO UPDATE "
+                    "SET modified_since = excluded.modified_since",
+                    (resource, saved.modified_since),
+                )
+        return records, tombstones, saved
+
+    def _row(self, record: Record, columns: list[str]) -> tuple[Any, ...]:
+        values = msgspec.structs.asdict(record)
+        return tuple(self._value(values[c]) for c in columns)
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return msgspec.json.encode(value).decode()
+        if self.postgres:
+            return value
+        if isinstance(value, datetime):
+            return value.isoformat(timespec="microseconds")
+        if isinstance(value, (date, Decimal)):
+            return str(value)
+        return value
+
+    def versions(self, resource: str) -> list[tuple[str, str]]:
+        """Every (id, modified_at) of the copy, modified_at as the server wrote it."""
+        with self.transaction() as cur:
+            cur.execute(f"SELECT id, modified_at FROM {table_name(resource)}")
+            rows = cur.fetchall()
+        return [(i, m if isinstance(m, str) else stamp(m)) for i, m in rows]
+
+    def count(self, resource: str) -> int:
+        with self.transaction() as cur:
+            cur.execute(f"SELECT count(*) FROM {table_name(resource)}")
+            return int(cur.fetchall()[0][0])

@@ -1,0 +1,225 @@
+"""`clubfeed pull`: mirror a business into a local database with the client, and keep it so.
+
+The reference poller: each resource's first pull is a complete transfer (with a progress
+bar), every later one the changes since its bookmark, applied with the bookmark in one
+transaction (`mirror.py`). A 410 turns into a complete transfer that replaces the copy.
+`--verify` compares the copy with the server's summaries; `--follow` keeps polling.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from types import FrameType
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clubfeed.client.clients import Client, Item
+from clubfeed.client.errors import ClientError, HistoryGone
+from clubfeed.client.mirror import Mirror
+from clubfeed.client.pages import Verification
+from clubfeed.client.records import RECORD_TYPES, Record, Tombstone
+
+_VERIFY_TRIES = 5
+
+
+@dataclass
+class Pulled:
+    """One resource's pull: what it applied, and what the copy holds after it."""
+
+    resource: str
+    transfer: bool
+    records: int
+    tombstones: int
+    copy: int
+    bookmark: str | None
+    verified: bool | None = None
+    differing_buckets: list[int] | None = None
+
+
+def _counted(items: Iterator[Item], advance: Any) -> Iterator[Item]:
+    done = 0
+    for item in items:
+        if isinstance(item, (Record, Tombstone)):
+            done += 1
+            if done % 1_000 == 0:
+                advance(1_000)
+        yield item
+    advance(done % 1_000)
+
+
+def pull_once(
+    client: Client, mirror: Mirror, resource: str, progress: Progress | None = None
+) -> Pulled:
+    """Apply the resource's changes since its bookmark (all of it, the first time)."""
+    bookmark = mirror.bookmark(resource)
+    try:
+        return _apply(client, mirror, resource, bookmark, progress)
+    except HistoryGone:
+        return _apply(client, mirror, resource, None, progress)
+
+
+def _apply(
+    client: Client, mirror: Mirror, resource: str, since: Any, progress: Progress | None
+) -> Pulled:
+    transfer = since is None
+    items: Iterator[Item] = client.pull(resource, since=since)
+    if transfer and progress is not None:
+        task = progress.add_task(resource, total=client.summary(resource).count)
+        items = _counted(items, lambda n: progress.advance(task, n))
+    records, tombstones, saved = mirror.apply(resource, items, replace=transfer)
+    return Pulled(
+        resource,
+        transfer,
+        records,
+        tombstones,
+        mirror.count(resource),
+        saved.modified_since if saved else None,
+    )
+
+
+def verify(client: Client, mirror: Mirror, pulled: Pulled) -> Verification:
+    """Compare the copy with the server at one point: pull until the summary's
+    `consistent_until` is the copy's bookmark (writes between the two move it)."""
+    for _ in range(_VERIFY_TRIES):
+        summary_ = client.summary(pulled.resource, 1024)
+        if summary_.consistent_until == pulled.bookmark:
+            break
+        again = pull_once(client, mirror, pulled.resource)
+        pulled.records += again.records
+        pulled.tombstones += again.tombstones
+        pulled.copy, pulled.bookmark = again.copy, again.bookmark
+    return client.verify(pulled.resource, mirror.versions(pulled.resource), 1024)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _table(results: list[Pulled]) -> Table:
+    table = Table("resource", "pulled", "records", "tombstones", "copy", "bookmark", "verified")
+    for r in results:
+        verified = "-" if r.verified is None else ("yes" if r.verified else "NO")
+        kind = "transfer" if r.transfer else "changes"
+        table.add_row(
+            r.resource,
+            kind,
+            f"{r.records:,}",
+            f"{r.tombstones:,}",
+            f"{r.copy:,}",
+            r.bookmark or "-",
+            verified,
+        )
+    return table
+
+
+@click.command("pull")
+@click.argument("base_url")
+@click.option(
+    "--resource",
+    "resources",
+    multiple=True,
+    type=click.Choice(list(RECORD_TYPES)),
+    help="A resource to mirror (repeat it); all 12 by default.",
+)
+@click.option(
+    "--to", "to", required=True, help="The copy: sqlite:///copy.db or postgresql://user@host/db."
+)
+@click.option(
+    "--integrator-key",
+    envvar="CLUBFEED_INTEGRATOR_KEY",
+    required=True,
+    help="Your integrator key (or CLUBFEED_INTEGRATOR_KEY).",
+)
+@click.option(
+    "--token",
+    envvar="CLUBFEED_TOKEN",
+    required=True,
+    help="The business's shared secret or an OAuth access token (or CLUBFEED_TOKEN).",
+)
+@click.option("--follow", is_flag=True, help="Keep polling for changes until stopped.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Seconds between polls with --follow.",
+)
+@click.option(
+    "--verify", "check", is_flag=True, help="Compare the copy with the server's summaries."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON (one line per poll).")
+def pull(
+    base_url: str,
+    resources: tuple[str, ...],
+    to: str,
+    integrator_key: str,
+    token: str,
+    follow: bool,
+    interval: float,
+    check: bool,
+    as_json: bool,
+) -> None:
+    """Mirror a business's records into a local database, tombstones applied.
+
+    One table per resource (sales_categories for sales-categories), a column per field,
+    id as the key; each resource's bookmark in clubfeed_bookmarks, so the next run pulls
+    only what changed. Exits 1 if --verify finds a difference.
+    """
+    names = list(resources) or list(RECORD_TYPES)
+    console = Console(stderr=True)
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        mirror = Mirror(to)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    failed = False
+    try:
+        with Client(base_url, integrator_key=integrator_key, token=token) as client:
+            with _progress(console) as progress:
+                results = [pull_once(client, mirror, name, progress) for name in names]
+            if check:
+                for pulled in results:
+                    found = verify(client, mirror, pulled)
+                    pulled.verified = found.matches
+                    pulled.differing_buckets = found.differing_buckets
+                    failed = failed or not found.matches
+            _report(console, results, as_json)
+            while follow and not stop.wait(interval):
+                changed = [pull_once(client, mirror, name) for name in names]
+                changed = [r for r in changed if r.records or r.tombstones or r.transfer]
+                if changed:
+                    _report(console, changed, as_json)
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        pass
+    finally:
+        mirror.close()
+    if failed:
+        raise SystemExit(1)
+
+
+def _report(console: Console, results: list[Pulled], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"resources": [asdict(r) for r in results]}))
+    else:
+        Console().print(_table(results))
