@@ -70,6 +70,7 @@ class Printed:
     client_secret: str
     read_curl: str
     write_curl: str
+    pull_command: str
 
     @property
     def read_headers(self) -> dict[str, str]:
@@ -128,6 +129,9 @@ def _demo(url: str) -> Printed:
         client_secret=_field(output, "client_secret", r"cfcs_[\w-]+"),
         read_curl=next(c for c in curls if "-X PUT" not in c),
         write_curl=next(c for c in curls if "-X PUT" in c),
+        pull_command=next(
+            line for line in output.splitlines() if line.startswith("clubfeed pull ")
+        ),
     )
 
 
@@ -268,6 +272,26 @@ def test_the_printed_curl_commands_work_as_pasted(demo: Demo) -> None:
             # Leave the demo as loaded for the other tests (a complete transfer skips tombstones).
             ingest = {"Authorization": f"Bearer {printed.ingest_key}"}
             assert http.delete("/v1/checkins/ci-curl-1", headers=ingest).status_code == 200
+
+
+def test_the_printed_pull_command_copies_the_whole_demo(demo: Demo, tmp_path: Path) -> None:
+    printed = demo.second
+    with Server(Settings(database_url=demo.url)) as server:
+        args = shlex.split(printed.pull_command.replace(PRINTED_BASE_URL, server.base_url))
+        assert args[:2] == ["clubfeed", "pull"]
+        done = subprocess.run(
+            [CLUBFEED, *args[1:], "--json"],
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if not k.startswith("CLUBFEED_")},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == 0, done.stderr
+    pulled = {r["resource"]: r for r in json.loads(done.stdout)["resources"]}
+    assert {name: r["copy"] for name, r in pulled.items()} == demo.reloaded.counts
+    assert all(r["verified"] for r in pulled.values())
+    assert (tmp_path / "demo-copy.db").exists()
 
 
 def test_another_fresh_database_gets_the_same_demo(demo: Demo, pg_url: str) -> None:

@@ -186,7 +186,6 @@ def pull(
     def _stop(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, _stop)
     try:
         mirror = Mirror(to)
     except ValueError as exc:
@@ -203,6 +202,8 @@ def pull(
                     pulled.differing_buckets = found.differing_buckets
                     failed = failed or not found.matches
             _report(console, results, as_json)
+            if follow:  # SIGTERM ends the loop between polls (before it, it ends the process)
+                signal.signal(signal.SIGTERM, _stop)
             while follow and not stop.wait(interval):
                 changed = [pull_once(client, mirror, name) for name in names]
                 changed = [r for r in changed if r.records or r.tombstones or r.transfer]

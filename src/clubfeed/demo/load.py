@@ -230,6 +230,11 @@ def _report(console: Console, demo: DemoCredentials, counts: dict[str, int], bas
         f"-H 'Content-Type: application/json' "
         f"-d {shlex.quote(json.dumps(body, separators=(',', ':')))}"
     )
+    console.print("[bold]Copy[/bold] the whole business into a local SQLite file, and check it:")
+    line(
+        f"clubfeed pull {shlex.quote(base_url)} --integrator-key {demo.integrator_key} "
+        f"--token {demo.shared_secret} --to sqlite:///demo-copy.db --verify"
+    )
     console.print("[bold]Console[/bold] (the gym owner's side):")
     line(f"  {base_url}/console   {DEMO_ADMIN_EMAIL} / {demo.admin_password}")
     console.print(
