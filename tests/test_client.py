@@ -131,6 +131,10 @@ def test_typed_fields_of_every_kind(api: Api, server: Server, tenant: Tenant) ->
         assert fields["category_id"] is None
         assert client.get("sales", "S1") == found
         assert client.get("sales", "nope") is None
+        odd = record("sales", "S/2?#%", {"locations": "L1", "users": "U1"})
+        assert api.batch("sales", [odd]).status_code == 200
+        fetched = client.get("sales", "S/2?#%")
+        assert fetched is not None and fetched.id == "S/2?#%"
         user = msgspec.structs.asdict(client.get("users", "U1"))
         assert (user["birth_date"], user["is_child"]) == (date(2025, 1, 31), True)
 

@@ -102,6 +102,7 @@ def test_pull_copies_everything_then_only_changes_with_tombstones(
         "bookmark": None,
         "verified": True,
         "differing_buckets": [],
+        "unverified": False,
     }
     assert sqlite_copy(copy, "checkins") == served(api, "checkins")
     assert sqlite_copy(copy, "users") == served(api, "users")
@@ -237,3 +238,39 @@ def test_verify_finds_a_copy_that_drifted_and_exits_1(
     (found,) = json.loads(drifted.stdout)["resources"]
     assert (found["verified"], found["copy"], found["records"]) == (False, 7, 0)
     assert found["differing_buckets"] == [checksums.bucket_of("C004", 1024)]
+
+
+def test_a_server_url_without_scheme_and_an_unopenable_copy_are_refused_at_once(
+    server: Server, tenant: Tenant, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    bare = subprocess.run(
+        [str(CLUBFEED), "pull", server.base_url.removeprefix("http://"), "--to", "sqlite:///x.db"],
+        env={**os.environ, "CLUBFEED_INTEGRATOR_KEY": "k", "CLUBFEED_TOKEN": "t"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bare.returncode == 2 and "http://" in bare.stderr, bare.stderr
+    assert time.monotonic() - started < 30  # refused, not retried
+    nowhere = pull(server, tenant, f"sqlite:///{tmp_path}/no/such/dir/copy.db")
+    assert nowhere.returncode == 1, nowhere.stderr
+    assert "cannot open the copy" in nowhere.stderr and "Traceback" not in nowhere.stderr
+
+
+def test_a_copy_made_before_a_field_existed_gets_its_column(
+    api: Api, server: Server, tenant: Tenant, tmp_path: Path
+) -> None:
+    seed(api, 2)
+    copy = tmp_path / "old.db"
+    with sqlite3.connect(copy) as conn:
+        conn.execute(
+            "CREATE TABLE checkins (id text PRIMARY KEY, created_at text NOT NULL, "
+            "modified_at text NOT NULL, checked_in_at text, location_id text, user_id text, "
+            "extra text NOT NULL)"
+        )
+    found = results(pull(server, tenant, f"sqlite:///{copy}", "--resource", "checkins", "--json"))
+    assert found["checkins"]["copy"] == 2
+    with sqlite3.connect(copy) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(checkins)")}
+    assert "membership_id" in columns

@@ -11,12 +11,39 @@ import click
 
 from clubfeed.client.pull import pull
 
+_SERVER_ONLY = frozenset(
+    {
+        "alembic",
+        "argon2",
+        "authlib",
+        "cryptography",
+        "fastapi",
+        "fastapi_offline",
+        "isal",
+        "jinja2",
+        "limits",
+        "mimesis",
+        "multipart",
+        "prometheus_client",
+        "psycopg",
+        "pymysql",
+        "sqlalchemy",
+        "starlette",
+        "structlog",
+        "uvicorn",
+        "yaml",
+    }
+)
+"""Top-level modules of the `server` extra: one missing means the extra is not installed."""
+
 
 def main() -> None:
     group: click.Group
     try:
         from clubfeed.cli import main as group
     except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _SERVER_ONLY:
+            raise  # a bug, not a missing extra
         group = click.Group(
             "clubfeed",
             help=(

@@ -13,8 +13,10 @@ import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
+import msgspec
 
 from clubfeed.client.errors import AuthError, ClientError, HistoryGone
 from clubfeed.client.oauth import OAuthGrant
@@ -51,6 +53,12 @@ class _Base:
     ) -> None:
         if (token is None) == (oauth is None):
             raise ValueError("pass either token (a shared secret or access token) or oauth")
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"the server's URL must start with http:// or https://: {base_url!r}")
+        try:
+            httpx.URL(base_url)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"not a URL: {base_url!r} ({exc})") from None
         self.base_url = base_url.rstrip("/")
         self.integrator_key = integrator_key
         self.token = token
@@ -84,7 +92,10 @@ class _Base:
         parameters (None after the last)."""
         if response.status_code != 200:
             raise self._fail(response, name)
-        records, cursor, consistent_until = decode_page(name, response.content)
+        try:
+            records, cursor, consistent_until = decode_page(name, response.content)
+        except msgspec.DecodeError as exc:  # ValidationError included
+            raise ClientError(f"the answer to a page of {name} is not one: {exc}", 200) from exc
         items: list[Item] = list(records)
         if cursor is None:
             items.append(Bookmark(name, consistent_until))
@@ -119,7 +130,10 @@ class _Base:
             return None
         if response.status_code != 200:
             raise self._fail(response, name)
-        return decode_record(name, response.content)
+        try:
+            return decode_record(name, response.content)
+        except msgspec.DecodeError as exc:
+            raise ClientError(f"the answer is not a record of {name}: {exc}", 200) from exc
 
     def _me_of(self, response: httpx.Response) -> dict[str, Any]:
         if response.status_code != 200:
@@ -130,7 +144,10 @@ class _Base:
     def _summary_of(self, name: str, response: httpx.Response) -> Summary:
         if response.status_code != 200:
             raise self._fail(response, name)
-        return decode_summary(response.content)
+        try:
+            return decode_summary(response.content)
+        except msgspec.DecodeError as exc:
+            raise ClientError(f"the answer is not a summary of {name}: {exc}", 200) from exc
 
     @staticmethod
     def _fail(response: httpx.Response, resource: str | None = None) -> ClientError:
@@ -188,7 +205,7 @@ class Client(_Base):
             answer: httpx.Response | Exception
             try:
                 answer = self.http.request(method, path, headers=self._headers(bearer), **kwargs)
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 answer = exc
             if not refreshed and self._refused(answer):
                 bearer, refreshed = self._bearer(refresh_after=bearer), True
@@ -213,7 +230,7 @@ class Client(_Base):
     def get(self, resource: str, record_id: str) -> Record | None:
         """One live record, or None if the business has none by that id (or it is deleted)."""
         name = self._resource(resource)
-        return self._record_of(name, self.request("GET", f"/v1/{name}/{record_id}"))
+        return self._record_of(name, self.request("GET", f"/v1/{name}/{quote(record_id, safe='')}"))
 
     def me(self) -> dict[str, Any]:
         """`GET /v1/me`: the integrator, the business and what the credential may read."""
@@ -230,10 +247,13 @@ class Client(_Base):
         resource: str,
         copy: Iterable[tuple[str, str | datetime]],
         buckets: int | None = 1024,
+        summary: Summary | None = None,
     ) -> Verification:
-        """Compare a copy's (id, modified_at) pairs with the server's summary. Do it once the
-        copy has applied a pull that ended at or after the summary's `consistent_until`."""
-        return compare(resource, self.summary(resource, buckets), copy, buckets)
+        """Compare a copy's (id, modified_at) pairs with the server's summary (`summary`, or
+        one asked for now). They agree only at one point: the copy's bookmark must be the
+        summary's `consistent_until` (ask for the summary, and pull again until they meet)."""
+        found = summary or self.summary(resource, buckets)
+        return compare(resource, found, copy, buckets)
 
 
 class AsyncClient(_Base):
@@ -277,7 +297,7 @@ class AsyncClient(_Base):
                 answer = await self.http.request(
                     method, path, headers=self._headers(bearer), **kwargs
                 )
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 answer = exc
             if not refreshed and self._refused(answer):
                 bearer, refreshed = await self._bearer(refresh_after=bearer), True
@@ -302,7 +322,9 @@ class AsyncClient(_Base):
     async def get(self, resource: str, record_id: str) -> Record | None:
         """As `Client.get`."""
         name = self._resource(resource)
-        return self._record_of(name, await self.request("GET", f"/v1/{name}/{record_id}"))
+        return self._record_of(
+            name, await self.request("GET", f"/v1/{name}/{quote(record_id, safe='')}")
+        )
 
     async def me(self) -> dict[str, Any]:
         """As `Client.me`."""
@@ -320,6 +342,8 @@ class AsyncClient(_Base):
         resource: str,
         copy: Iterable[tuple[str, str | datetime]],
         buckets: int | None = 1024,
+        summary: Summary | None = None,
     ) -> Verification:
         """As `Client.verify`."""
-        return compare(resource, await self.summary(resource, buckets), copy, buckets)
+        found = summary or await self.summary(resource, buckets)
+        return compare(resource, found, copy, buckets)

@@ -24,6 +24,18 @@ from clubfeed.catalogue import Kind, Resource
 from clubfeed.client.pages import Bookmark, stamp
 from clubfeed.client.records import Record, Tombstone
 
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """The errors the copy's database may raise (psycopg's only if it is installed)."""
+    import sqlite3
+
+    try:
+        import psycopg
+    except ModuleNotFoundError:
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
 _SQLITE_TYPES = {Kind.BOOL: "INTEGER", Kind.DECIMAL: "TEXT"}
 _PG_TYPES = {
     Kind.BOOL: "boolean",
@@ -61,7 +73,8 @@ class Mirror:
                 raise ValueError(
                     "a PostgreSQL copy needs psycopg: pip install 'psycopg[binary]'"
                 ) from None
-            self._conn: Any = psycopg.connect(url.replace("+psycopg", ""), autocommit=False)
+            libpq = "postgresql" + url[url.index("://") :]  # without a +driver
+            self._conn: Any = psycopg.connect(libpq, autocommit=False)
             self._mark = "%s"
         elif parts.scheme == "sqlite":
             import sqlite3
@@ -83,6 +96,7 @@ class Mirror:
         return (_PG_TYPES if self.postgres else _SQLITE_TYPES).get(kind, "text")
 
     def _create(self) -> None:
+        """The tables, and any column a newer catalogue added to a copy made before it."""
         stamp_type = "timestamptz" if self.postgres else "text"
         extra_type = "jsonb" if self.postgres else "text"
         with self.transaction() as cur:
@@ -91,12 +105,30 @@ class Mirror:
                 "(resource text PRIMARY KEY, modified_since text NOT NULL)"
             )
             for resource in catalogue.RESOURCES:
+                table = table_name(resource.name)
                 fields = ", ".join(f'"{f.name}" {self._type(f.kind)}' for f in resource.fields)
                 cur.execute(
-                    f"CREATE TABLE IF NOT EXISTS {table_name(resource.name)} (id text PRIMARY KEY, "
+                    f"CREATE TABLE IF NOT EXISTS {table} (id text PRIMARY KEY, "
                     f"created_at {stamp_type} NOT NULL, modified_at {stamp_type} NOT NULL, "
                     f"{fields}, extra {extra_type} NOT NULL)"
                 )
+                have = self._columns_of(cur, table)
+                for f in resource.fields:
+                    if f.name not in have:
+                        cur.execute(
+                            f'ALTER TABLE {table} ADD COLUMN "{f.name}" {self._type(f.kind)}'
+                        )
+
+    def _columns_of(self, cur: _Cursor, table: str) -> set[str]:
+        if self.postgres:
+            cur.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = %s",
+                (table,),
+            )
+            return {row[0] for row in cur.fetchall()}
+        cur.execute(f"PRAGMA table_info({table})")
+        return {row[1] for row in cur.fetchall()}
 
     @contextmanager
     def transaction(self) -> Iterator[_Cursor]:

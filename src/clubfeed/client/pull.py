@@ -23,7 +23,7 @@ from rich.table import Table
 
 from clubfeed.client.clients import Client, Item
 from clubfeed.client.errors import ClientError, HistoryGone
-from clubfeed.client.mirror import Mirror
+from clubfeed.client.mirror import Mirror, database_errors
 from clubfeed.client.pages import Verification
 from clubfeed.client.records import RECORD_TYPES, Record, Tombstone
 
@@ -42,6 +42,7 @@ class Pulled:
     bookmark: str | None
     verified: bool | None = None
     differing_buckets: list[int] | None = None
+    unverified: bool = False  # --verify asked, but the server wrote between every try
 
 
 def _counted(items: Iterator[Item], advance: Any) -> Iterator[Item]:
@@ -85,18 +86,19 @@ def _apply(
     )
 
 
-def verify(client: Client, mirror: Mirror, pulled: Pulled) -> Verification:
-    """Compare the copy with the server at one point: pull until the summary's
-    `consistent_until` is the copy's bookmark (writes between the two move it)."""
+def verify(client: Client, mirror: Mirror, pulled: Pulled) -> Verification | None:
+    """Compare the copy with the server at one point: the summary whose `consistent_until`
+    is the copy's bookmark, pulling again while writes move it; None if it kept moving."""
     for _ in range(_VERIFY_TRIES):
-        summary_ = client.summary(pulled.resource, 1024)
-        if summary_.consistent_until == pulled.bookmark:
-            break
+        found = client.summary(pulled.resource, 1024)
+        if found.consistent_until == pulled.bookmark:
+            versions = mirror.versions(pulled.resource)
+            return client.verify(pulled.resource, versions, 1024, summary=found)
         again = pull_once(client, mirror, pulled.resource)
         pulled.records += again.records
         pulled.tombstones += again.tombstones
         pulled.copy, pulled.bookmark = again.copy, again.bookmark
-    return client.verify(pulled.resource, mirror.versions(pulled.resource), 1024)
+    return None
 
 
 def _progress(console: Console) -> Progress:
@@ -113,6 +115,12 @@ def _table(results: list[Pulled]) -> Table:
     table = Table("resource", "pulled", "records", "tombstones", "copy", "bookmark", "verified")
     for r in results:
         verified = "-" if r.verified is None else ("yes" if r.verified else "NO")
+        if r.differing_buckets:
+            shown = ", ".join(map(str, r.differing_buckets[:8]))
+            more = "…" if len(r.differing_buckets) > 8 else ""
+            verified += f" (buckets of 1,024: {shown}{more})"
+        elif r.verified is None and r.unverified:
+            verified = "server kept writing"
         kind = "transfer" if r.transfer else "changes"
         table.add_row(
             r.resource,
@@ -187,17 +195,23 @@ def pull(
         stop.set()
 
     try:
+        client = Client(base_url, integrator_key=integrator_key, token=token)
         mirror = Mirror(to)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    except database_errors() as exc:
+        raise click.ClickException(f"cannot open the copy: {_first_line(exc)}") from exc
     failed = False
     try:
-        with Client(base_url, integrator_key=integrator_key, token=token) as client:
+        with client:
             with _progress(console) as progress:
                 results = [pull_once(client, mirror, name, progress) for name in names]
             if check:
                 for pulled in results:
                     found = verify(client, mirror, pulled)
+                    if found is None:
+                        pulled.unverified, failed = True, True
+                        continue
                     pulled.verified = found.matches
                     pulled.differing_buckets = found.differing_buckets
                     failed = failed or not found.matches
@@ -211,12 +225,19 @@ def pull(
                     _report(console, changed, as_json)
     except ClientError as exc:
         raise click.ClickException(str(exc)) from exc
+    except database_errors() as exc:
+        raise click.ClickException(f"the copy's database failed: {_first_line(exc)}") from exc
     except KeyboardInterrupt:
         pass
     finally:
         mirror.close()
     if failed:
         raise SystemExit(1)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _report(console: Console, results: list[Pulled], as_json: bool) -> None:
