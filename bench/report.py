@@ -30,6 +30,10 @@ NOTES = (
     "Summaries: feed.summary.summarize of the measured business's check-ins (REPEATABLE "
     "READ on PostgreSQL), against SELECT count(*) of the same rows, in the benchmark's "
     "process on pooled connections, interleaved.",
+    "clubfeed pull: the reference poller's own function (client.pull.pull_once) copying the "
+    "measured business's check-ins into a fresh SQLite file, against a bare httpx loop with "
+    'compression on that follows each page\'s Link: rel="next" and throws the bodies away '
+    "(bench/pull.py); interleaved rounds, medians.",
     "Bulk load: every one of the measured business's check-ins exactly as stored, loaded "
     "in one transaction into an empty table of the same shape and indexes (PostgreSQL: "
     "COPY in binary from psycopg; SQLite: one executemany). Ingest ÷ bulk load compares "
@@ -63,6 +67,7 @@ def ratios(outcome: Outcome) -> dict[str, float]:
         / outcome.reads.summaries["count(*)"].p50,
         "ingest/bulk load": outcome.ingest.records_per_s
         / outcome.ingest_parts.baseline.records_per_s,
+        "pull/bare loop": outcome.pull.ratio,
     }
 
 
@@ -94,6 +99,7 @@ def targets(outcome: Outcome) -> list[Target]:
     found.append(
         Target("ingest ÷ bulk load of the same rows", r["ingest/bulk load"], 0.2, False, "×")
     )
+    found.append(Target("clubfeed pull ÷ bare httpx loop", r["pull/bare loop"], 0.5, False, "×"))
     return found
 
 
@@ -162,6 +168,18 @@ def figures(outcome: Outcome) -> list[tuple[str, str]]:
                 f"({r[f'{coding}/identity time']:.2f}×)",
             )
         )
+    pulled = outcome.pull
+    rows += [
+        (
+            f"clubfeed pull of {pulled.records:,} into SQLite (median of {len(pulled.pull_s)})",
+            f"{pulled.pull_records_per_s:,.0f} records/s",
+        ),
+        (
+            "bare httpx loop, compressed, bodies thrown away",
+            f"{pulled.baseline_records_per_s:,.0f} records/s",
+        ),
+        ("clubfeed pull ÷ bare loop", f"{r['pull/bare loop']:.2f}×"),
+    ]
     return rows
 
 
@@ -258,6 +276,13 @@ def as_json(outcome: Outcome) -> dict[str, object]:
             "batch_p50_ms": outcome.ingest.batch_p50_ms,
             "batch_p50_ms_first_tenth": outcome.ingest.tenth_p50_ms(last=False),
             "batch_p50_ms_last_tenth": outcome.ingest.tenth_p50_ms(last=True),
+        },
+        "pull": {
+            "records": outcome.pull.records,
+            "pull_seconds": outcome.pull.pull_s,
+            "bare_loop_seconds": outcome.pull.baseline_s,
+            "pull_records_per_s": outcome.pull.pull_records_per_s,
+            "bare_loop_records_per_s": outcome.pull.baseline_records_per_s,
         },
         "ingest_parts": {
             "bulk_load_rows": outcome.ingest_parts.baseline.rows,

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy import Connection, text
 
-from bench import databases, dataset, ingest_parts, load, measure, servers, small, verify
+from bench import databases, dataset, ingest_parts, load, measure, pull, servers, small, verify
 from bench.baselines import DatabaseJson, PostgresJson, SqliteJson
 from bench.client import BenchError, Http
 from clubfeed import catalogue
@@ -69,6 +69,7 @@ class Outcome:
     reads: Reads
     small: small.Small
     ingest_parts: ingest_parts.IngestParts
+    pull: pull.PullResult
 
 
 def _database_json(backend: str, url: str, business_id: int) -> DatabaseJson:
@@ -103,6 +104,13 @@ def run(backend: str, options: Options, console: Console, workdir: Path) -> Outc
                 servers.typical(url, workdir) as typical,
             ):
                 reads = _reads(options, console, ours, typical, database_json, headers)
+                console.print(
+                    f"clubfeed pull into SQLite against a bare httpx loop, {pull.ROUNDS} "
+                    "interleaved rounds"
+                )
+                pulled = pull.run(
+                    ours.port, integrator["key"], measured.shared_secret, workdir, options.rows
+                )
             console.print("summaries against SELECT count(*), in this process")
             reads = dataclasses.replace(
                 reads, summaries=_time_summaries(url, measured.business_id, options)
@@ -122,7 +130,7 @@ def run(backend: str, options: Options, console: Console, workdir: Path) -> Outc
         )
         console.print("ingest against the database's own bulk load, and its steps, in this process")
         parts = ingest_parts.measure(backend, url, measured.business_id, options.seed)
-    return Outcome(backend, version, options.rows, ingest, ingest_rss, reads, smalls, parts)
+    return Outcome(backend, version, options.rows, ingest, ingest_rss, reads, smalls, parts, pulled)
 
 
 def _time_summaries(url: str, business_id: int, options: Options) -> dict[str, measure.Spread]:
