@@ -172,3 +172,15 @@ def database_dump(engine: Engine) -> tuple[str, set[str]]:
                     else:
                         dump.append(str(value))
     return "\n".join(dump), set(metadata.tables)
+
+
+def seed_checkins(api: Api, checkins: int) -> None:
+    """A location L1 (Chicago), users U1 and U2, and check-ins C000… of U1 at L1."""
+    locations = api.batch("locations", [record("locations", "L1", timezone="America/Chicago")])
+    assert locations.status_code == 200, locations.text
+    users = api.batch("users", [record("users", "U1"), record("users", "U2")])
+    assert users.status_code == 200, users.text
+    rows = [
+        record("checkins", f"C{i:03}", {"locations": "L1", "users": "U1"}) for i in range(checkins)
+    ]
+    assert api.batch("checkins", rows).status_code == 200

@@ -37,7 +37,7 @@ from clubfeed.client import (
     Tombstone,
 )
 from tests.conftest import Server
-from tests.factories import Api, Tenant, record
+from tests.factories import Api, Tenant, record, seed_checkins
 from tests.oauthkit import connect
 
 SERVER_PARTS = ("fastapi", "starlette", "sqlalchemy", "uvicorn", "jinja2", "authlib", "alembic")
@@ -50,18 +50,6 @@ def reader(server: Server, tenant: Tenant, **options: Any) -> Client:
         token=tenant.business.shared_secret,
         **options,
     )
-
-
-def seed(api: Api, checkins: int) -> None:
-    assert (
-        api.batch("locations", [record("locations", "L1", timezone="America/Chicago")]).status_code
-        == 200
-    )
-    assert api.batch("users", [record("users", "U1")]).status_code == 200
-    rows = [
-        record("checkins", f"C{i:03}", {"locations": "L1", "users": "U1"}) for i in range(checkins)
-    ]
-    assert api.batch("checkins", rows).status_code == 200
 
 
 def split(items: list[Item]) -> tuple[dict[str, Record], list[Tombstone], list[Bookmark]]:
@@ -85,7 +73,7 @@ def test_importing_the_client_loads_no_server_code() -> None:
 def test_pull_transfers_everything_then_only_changes_and_tombstones(
     api: Api, server: Server, tenant: Tenant
 ) -> None:
-    seed(api, 25)
+    seed_checkins(api, 25)
     with reader(server, tenant, page_size=10) as client:
         items = list(client.pull("checkins"))
         records, tombstones, bookmarks = split(items)
@@ -116,7 +104,7 @@ def test_pull_transfers_everything_then_only_changes_and_tombstones(
 
 
 def test_typed_fields_of_every_kind(api: Api, server: Server, tenant: Tenant) -> None:
-    seed(api, 1)
+    seed_checkins(api, 1)
     sale = record("sales", "S1", {"locations": "L1", "users": "U1"}, pre_tax_price="12.30")
     response = api.batch("sales", [sale])
     assert response.status_code == 200, response.text
@@ -142,7 +130,7 @@ def test_typed_fields_of_every_kind(api: Api, server: Server, tenant: Tenant) ->
 def test_verify_matches_a_whole_copy_and_names_the_bucket_that_differs(
     api: Api, server: Server, tenant: Tenant
 ) -> None:
-    seed(api, 40)
+    seed_checkins(api, 40)
     with reader(server, tenant) as client:
         copy = {i.id: i for i in client.pull("checkins") if isinstance(i, Record)}
         pairs = [(r.id, r.modified_at) for r in copy.values()]
@@ -157,7 +145,7 @@ def test_verify_matches_a_whole_copy_and_names_the_bucket_that_differs(
 def test_a_bookmark_past_the_servers_history_raises_history_gone(
     api: Api, server: Server, tenant: Tenant
 ) -> None:
-    seed(api, 3)
+    seed_checkins(api, 3)
     with reader(server, tenant) as client:
         (*_, bookmark) = client.pull("checkins")
         assert isinstance(bookmark, Bookmark)
@@ -298,7 +286,7 @@ def test_a_refused_token_is_refreshed_once_and_the_request_retried(
 def test_async_tasks_pull_what_the_sync_client_pulls(
     api: Api, server: Server, tenant: Tenant
 ) -> None:
-    seed(api, 12)
+    seed_checkins(api, 12)
     with reader(server, tenant, page_size=5) as client:
         want = list(client.pull("checkins"))
 
@@ -338,7 +326,7 @@ def test_the_readme_example_runs_as_written(api: Api, server: Server, tenant: Te
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     section = readme.split("### The Python client\n", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    seed(api, 30)
+    seed_checkins(api, 30)
     scope: dict[str, Any] = {
         "INTEGRATOR_KEY": tenant.integrator.key,
         "SHARED_SECRET": tenant.business.shared_secret,

@@ -22,21 +22,9 @@ from sqlalchemy.engine import make_url
 
 from clubfeed import checksums
 from tests.conftest import DEFAULT_PG_URL, Server
-from tests.factories import Api, Tenant, record
+from tests.factories import Api, Tenant, record, seed_checkins
 
 CLUBFEED = Path(sys.executable).parent / "clubfeed"
-
-
-def seed(api: Api, checkins: int) -> None:
-    assert (
-        api.batch("locations", [record("locations", "L1", timezone="America/Chicago")]).status_code
-        == 200
-    )
-    assert api.batch("users", [record("users", "U1"), record("users", "U2")]).status_code == 200
-    rows = [
-        record("checkins", f"C{i:03}", {"locations": "L1", "users": "U1"}) for i in range(checkins)
-    ]
-    assert api.batch("checkins", rows).status_code == 200
 
 
 def pull(server: Server, tenant: Tenant, to: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -96,7 +84,7 @@ def pg_copy() -> Iterator[str]:
 def test_pull_copies_everything_then_only_changes_with_tombstones(
     api: Api, server: Server, tenant: Tenant, tmp_path: Path
 ) -> None:
-    seed(api, 30)
+    seed_checkins(api, 30)
     copy = tmp_path / "copy.db"
     args = ("--resource", "checkins", "--resource", "users", "--verify", "--json")
     first = results(pull(server, tenant, f"sqlite:///{copy}", *args))
@@ -143,7 +131,7 @@ def test_pull_copies_everything_then_only_changes_with_tombstones(
 def test_pull_into_postgresql_with_every_resource(
     api: Api, server: Server, tenant: Tenant, pg_copy: str
 ) -> None:
-    seed(api, 12)
+    seed_checkins(api, 12)
     found = results(pull(server, tenant, pg_copy, "--verify", "--json"))
     assert len(found) == 12 and all(r["verified"] for r in found.values())
     assert found["sales-categories"]["copy"] == 0
@@ -161,7 +149,7 @@ def test_pull_into_postgresql_with_every_resource(
 def test_a_410_turns_into_a_complete_transfer_that_replaces_the_copy(
     api: Api, server: Server, tenant: Tenant, tmp_path: Path
 ) -> None:
-    seed(api, 5)
+    seed_checkins(api, 5)
     copy = tmp_path / "copy.db"
     results(pull(server, tenant, f"sqlite:///{copy}", "--resource", "checkins", "--json"))
     with sqlite3.connect(copy) as conn:
@@ -178,7 +166,7 @@ def test_a_410_turns_into_a_complete_transfer_that_replaces_the_copy(
 def test_follow_applies_changes_until_stopped(
     api: Api, server: Server, tenant: Tenant, tmp_path: Path
 ) -> None:
-    seed(api, 3)
+    seed_checkins(api, 3)
     copy = tmp_path / "copy.db"
     env = {
         **os.environ,
@@ -235,7 +223,7 @@ def test_bad_destination_and_missing_credentials_are_refused(
 def test_verify_finds_a_copy_that_drifted_and_exits_1(
     api: Api, server: Server, tenant: Tenant, tmp_path: Path
 ) -> None:
-    seed(api, 8)
+    seed_checkins(api, 8)
     copy = tmp_path / "copy.db"
     args = ("--resource", "checkins", "--verify", "--json")
     assert results(pull(server, tenant, f"sqlite:///{copy}", *args))["checkins"]["verified"]
@@ -269,7 +257,7 @@ def test_a_server_url_without_scheme_and_an_unopenable_copy_are_refused_at_once(
 def test_a_copy_made_before_a_field_existed_gets_its_column(
     api: Api, server: Server, tenant: Tenant, tmp_path: Path
 ) -> None:
-    seed(api, 2)
+    seed_checkins(api, 2)
     copy = tmp_path / "old.db"
     with sqlite3.connect(copy) as conn:
         conn.execute(

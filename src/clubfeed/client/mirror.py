@@ -145,13 +145,22 @@ class Mirror:
         finally:
             cur.close()
 
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Rows of one query, taking no write lock (SQLite reads in autocommit)."""
+        cur = self._conn.cursor()
+        try:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+            if self.postgres:
+                self._conn.rollback()  # end the read's transaction
+
     def bookmark(self, resource: str) -> Bookmark | None:
-        with self.transaction() as cur:
-            cur.execute(
-                f"SELECT modified_since FROM clubfeed_bookmarks WHERE resource = {self._mark}",
-                (resource,),
-            )
-            found = cur.fetchall()
+        found = self._read(
+            f"SELECT modified_since FROM clubfeed_bookmarks WHERE resource = {self._mark}",
+            (resource,),
+        )
         return Bookmark(resource, found[0][0]) if found else None
 
     def apply(
@@ -219,12 +228,8 @@ class Mirror:
 
     def versions(self, resource: str) -> list[tuple[str, str]]:
         """Every (id, modified_at) of the copy, modified_at as the server wrote it."""
-        with self.transaction() as cur:
-            cur.execute(f"SELECT id, modified_at FROM {table_name(resource)}")
-            rows = cur.fetchall()
+        rows = self._read(f"SELECT id, modified_at FROM {table_name(resource)}")
         return [(i, m if isinstance(m, str) else stamp(m)) for i, m in rows]
 
     def count(self, resource: str) -> int:
-        with self.transaction() as cur:
-            cur.execute(f"SELECT count(*) FROM {table_name(resource)}")
-            return int(cur.fetchall()[0][0])
+        return int(self._read(f"SELECT count(*) FROM {table_name(resource)}")[0][0])

@@ -38,7 +38,7 @@ class Pulled:
     transfer: bool
     records: int
     tombstones: int
-    copy: int
+    copy: int | None  # records in the copy after it (None: a follow poll that changed nothing)
     bookmark: str | None
     verified: bool | None = None
     differing_buckets: list[int] | None = None
@@ -57,18 +57,29 @@ def _counted(items: Iterator[Item], advance: Any) -> Iterator[Item]:
 
 
 def pull_once(
-    client: Client, mirror: Mirror, resource: str, progress: Progress | None = None
+    client: Client,
+    mirror: Mirror,
+    resource: str,
+    progress: Progress | None = None,
+    *,
+    counted: bool = True,
 ) -> Pulled:
-    """Apply the resource's changes since its bookmark (all of it, the first time)."""
+    """Apply the resource's changes since its bookmark (all of it, the first time);
+    `counted=False` skips counting the copy when nothing changed."""
     bookmark = mirror.bookmark(resource)
     try:
-        return _apply(client, mirror, resource, bookmark, progress)
+        return _apply(client, mirror, resource, bookmark, progress, counted)
     except HistoryGone:
-        return _apply(client, mirror, resource, None, progress)
+        return _apply(client, mirror, resource, None, progress, counted)
 
 
 def _apply(
-    client: Client, mirror: Mirror, resource: str, since: Any, progress: Progress | None
+    client: Client,
+    mirror: Mirror,
+    resource: str,
+    since: Any,
+    progress: Progress | None,
+    counted: bool,
 ) -> Pulled:
     transfer = since is None
     items: Iterator[Item] = client.pull(resource, since=since)
@@ -76,12 +87,14 @@ def _apply(
         task = progress.add_task(resource, total=client.summary(resource).count)
         items = _counted(items, lambda n: progress.advance(task, n))
     records, tombstones, saved = mirror.apply(resource, items, replace=transfer)
+    # A follow poll that changed nothing is not reported: it costs no count(*).
+    changed = transfer or records or tombstones
     return Pulled(
         resource,
         transfer,
         records,
         tombstones,
-        mirror.count(resource),
+        mirror.count(resource) if changed or counted else None,
         saved.modified_since if saved else None,
     )
 
@@ -127,7 +140,7 @@ def _table(results: list[Pulled]) -> Table:
             kind,
             f"{r.records:,}",
             f"{r.tombstones:,}",
-            f"{r.copy:,}",
+            "-" if r.copy is None else f"{r.copy:,}",
             r.bookmark or "-",
             verified,
         )
@@ -219,7 +232,7 @@ def pull(
             if follow:  # SIGTERM ends the loop between polls (before it, it ends the process)
                 signal.signal(signal.SIGTERM, _stop)
             while follow and not stop.wait(interval):
-                changed = [pull_once(client, mirror, name) for name in names]
+                changed = [pull_once(client, mirror, name, counted=False) for name in names]
                 changed = [r for r in changed if r.records or r.tombstones or r.transfer]
                 if changed:
                     _report(console, changed, as_json)
