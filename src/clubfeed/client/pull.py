@@ -24,6 +24,7 @@ from rich.table import Table
 from clubfeed.client.clients import Client, Item
 from clubfeed.client.errors import ClientError, HistoryGone
 from clubfeed.client.mirror import Mirror, database_errors
+from clubfeed.client.options import reader_credentials
 from clubfeed.client.pages import Verification
 from clubfeed.client.records import RECORD_TYPES, Record, Tombstone
 
@@ -159,18 +160,7 @@ def _table(results: list[Pulled]) -> Table:
 @click.option(
     "--to", "to", required=True, help="The copy: sqlite:///copy.db or postgresql://user@host/db."
 )
-@click.option(
-    "--integrator-key",
-    envvar="CLUBFEED_INTEGRATOR_KEY",
-    required=True,
-    help="Your integrator key (or CLUBFEED_INTEGRATOR_KEY).",
-)
-@click.option(
-    "--token",
-    envvar="CLUBFEED_TOKEN",
-    required=True,
-    help="The business's shared secret or an OAuth access token (or CLUBFEED_TOKEN).",
-)
+@reader_credentials
 @click.option("--follow", is_flag=True, help="Keep polling for changes until stopped.")
 @click.option(
     "--interval",
