@@ -1,5 +1,5 @@
-"""The client-only install: `pip install clubfeed` brings the client and `clubfeed pull`,
-and none of the server."""
+"""The client-only install: `pip install clubfeed` brings the client, `clubfeed pull` and
+`clubfeed conform`, and none of the server."""
 
 from __future__ import annotations
 
@@ -26,16 +26,21 @@ def test_the_base_install_is_the_client_without_the_server(tmp_path: Path) -> No
     assert {"clubfeed", "httpx", "msgspec"} <= installed
     assert installed & SERVER_PACKAGES == set()
 
-    probe = "import clubfeed.client as c; print(c.RECORD_TYPES['sales-categories'].__name__)"
+    probe = (
+        "import clubfeed.client as c, clubfeed.conform as f; "
+        "print(c.RECORD_TYPES['sales-categories'].__name__, len(f.CHECKS))"
+    )
     imported = subprocess.run(
         [str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=True
     )
-    assert imported.stdout.strip() == "SalesCategory"
+    assert imported.stdout.split() == ["SalesCategory", "14"]
 
     clubfeed = str(venv / "bin" / "clubfeed")
     listing = subprocess.run([clubfeed, "--help"], capture_output=True, text=True)
     assert listing.returncode == 0, listing.stderr
     assert "pip install 'clubfeed[server]'" in " ".join(listing.stdout.split())
-    assert "pull" in listing.stdout and "serve" not in listing.stdout.split("Commands:")[1]
-    pulling = subprocess.run([clubfeed, "pull", "--help"], capture_output=True, text=True)
-    assert pulling.returncode == 0 and "--integrator-key" in pulling.stdout
+    commands = listing.stdout.split("Commands:")[1].split()
+    assert {"pull", "conform"} <= set(commands) and "serve" not in commands
+    for command in ("pull", "conform"):
+        helped = subprocess.run([clubfeed, command, "--help"], capture_output=True, text=True)
+        assert helped.returncode == 0 and "--integrator-key" in helped.stdout

@@ -1,6 +1,6 @@
 """The `clubfeed` command's entry point, which works with the client alone installed.
 
-`clubfeed pull` needs only the base install (the client). The server's commands
+`clubfeed pull` and `clubfeed conform` need only the base install (the client). The server's commands
 (`clubfeed.cli`) need `clubfeed[server]`; without it, `clubfeed --help` lists what is
 there and says how to get the rest.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from clubfeed.client.pull import pull
+from clubfeed.conform.command import conform_command
 
 _SERVER_ONLY = frozenset(
     {
@@ -54,4 +55,5 @@ def main() -> None:
             context_settings={"help_option_names": ["-h", "--help"]},
         )
     group.add_command(pull)
+    group.add_command(conform_command)
     group()

@@ -1,0 +1,163 @@
+"""`clubfeed conform` passes clubfeed, and fails two broken servers with the right findings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from clubfeed.conform import IDS
+from clubfeed.settings import Settings
+from tests.brokenkit import INGEST, KEY, SECRET, Broken, serving
+from tests.conftest import Server
+from tests.factories import Tenant
+from tests.servekit import free_port
+
+CLUBFEED = Path(sys.executable).parent / "clubfeed"
+
+
+def conform(
+    base_url: str, key: str, token: str, *args: str, ingest: str | None = None
+) -> tuple[int, dict[str, dict[str, Any]], str]:
+    """The exit code, the findings by check id, and what went to stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLUBFEED_")}
+    env |= {"CLUBFEED_INTEGRATOR_KEY": key, "CLUBFEED_TOKEN": token}
+    if ingest is not None:
+        env["CLUBFEED_INGEST_KEY"] = ingest
+    done = subprocess.run(
+        [str(CLUBFEED), "conform", base_url, "--json", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.stdout, done.stderr
+    report = json.loads(done.stdout)
+    assert report["passed"] is (done.returncode == 0)
+    return done.returncode, {c["id"]: c for c in report["checks"]}, done.stderr
+
+
+def test_clubfeed_meets_every_requirement(db: Engine, db_url: str, tenant: Tenant) -> None:
+    # A server of its own: the rate-limit check empties its read bucket (made small here
+    # so that it is quick), and the credential check spends the address's failure budget.
+    settings = Settings(database_url=db_url, read_rate_limit="900/minute")
+    with Server(settings) as server:
+        code, found, err = conform(
+            server.base_url,
+            tenant.integrator.key,
+            tenant.business.shared_secret,
+            "--seconds",
+            "3",
+            ingest=tenant.business.ingest_key,
+        )
+    assert {i: c["result"] for i, c in found.items()} == dict.fromkeys(IDS, "pass"), found
+    assert code == 0, err
+    assert (
+        "0 missed, 0 repeated, consistent_until moved back 0 times"
+        in (found["concurrent-commits"]["evidence"])
+    )
+    assert found["page-size"]["evidence"].startswith("users: a first page of 10,000 of 10,0")
+    assert "Retry-After: " in found["rate-limit"]["evidence"]
+
+
+def test_without_an_ingest_key_the_writing_checks_are_skipped(
+    server: Server, tenant: Tenant
+) -> None:
+    only = ("credentials", "stable-order", "tombstones", "concurrent-commits", "page-size")
+    code, found, _ = conform(
+        server.base_url,
+        tenant.integrator.key,
+        tenant.business.shared_secret,
+        *(arg for check in only for arg in ("--check", check)),
+    )
+    assert code == 0
+    assert {i: c["result"] for i, c in found.items()} == {
+        "credentials": "pass",
+        "page-size": "skip",
+        "stable-order": "skip",
+        "tombstones": "skip",
+        "concurrent-commits": "skip",
+    }
+    assert (
+        found["tombstones"]["evidence"] == "needs an ingest key (--ingest-key) to delete a record"
+    )
+    assert found["credentials"]["evidence"] == (
+        "180 requests with a credential missing or wrong: all 401 or 403"
+    )
+
+
+def test_a_server_paging_by_offset_with_naive_times_fails(tmp_path: Path) -> None:
+    checks = ("credentials", "lookup", "stable-order", "offsets", "history-gone")
+    with serving(Broken(offset_paging=True, naive_times=True)) as base_url:
+        code, found, _ = conform(
+            base_url,
+            KEY,
+            SECRET,
+            *(arg for check in checks for arg in ("--check", check)),
+            ingest=INGEST,
+        )
+    assert code == 1
+    results = {i: c["result"] for i, c in found.items()}
+    assert results == {
+        "credentials": "pass",
+        "lookup": "pass",
+        "stable-order": "fail",
+        "offsets": "fail",
+        "history-gone": "pass",
+    }
+    paging = found["stable-order"]["evidence"]
+    assert "10 missed" in paging and "3 repeated" in paging, paging
+    assert "times without an offset" in found["offsets"]["evidence"]
+
+
+def test_a_server_stamping_before_commit_misses_slow_batches(tmp_path: Path) -> None:
+    checks = ("stable-order", "offsets", "tombstones", "concurrent-commits")
+    with serving(Broken(early_stamps=True)) as base_url:
+        code, found, _ = conform(
+            base_url,
+            KEY,
+            SECRET,
+            "--seconds",
+            "3",
+            *(arg for check in checks for arg in ("--check", check)),
+            ingest=INGEST,
+        )
+    assert code == 1
+    assert {i: c["result"] for i, c in found.items()} == {
+        "stable-order": "pass",
+        "offsets": "pass",
+        "tombstones": "pass",
+        "concurrent-commits": "fail",
+    }
+    evidence = found["concurrent-commits"]["evidence"]
+    assert " 0 missed" not in evidence and " missed" in evidence, evidence
+    assert "0 repeated" in evidence
+
+
+def test_an_unreachable_server_or_refused_credentials_stop_at_once(server: Server) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLUBFEED_")}
+    base = [str(CLUBFEED), "conform", "--integrator-key", "k", "--token", "t"]
+    refused = subprocess.run(
+        [*base, server.base_url], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert "refused the reader's credentials (401): check --integrator-key and --token" in (
+        " ".join(refused.stderr.split())
+    )
+    gone = subprocess.run(
+        [*base, f"http://127.0.0.1:{free_port()}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert gone.returncode == 1 and "cannot reach the server: GET /v1/locations: ConnectError" in (
+        " ".join(gone.stderr.split())
+    )
+    scheme = subprocess.run([*base, "ftp://x"], env=env, capture_output=True, text=True, timeout=60)
+    assert scheme.returncode == 2 and "must start with http:// or https://" in scheme.stderr
