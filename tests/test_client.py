@@ -103,6 +103,29 @@ def test_pull_transfers_everything_then_only_changes_and_tombstones(
         assert list(client.pull("checkins", since=bookmarks2[0])) == bookmarks2
 
 
+def test_pages_hands_each_body_to_the_callers_decoder(
+    api: Api, server: Server, tenant: Tenant
+) -> None:
+    seed_checkins(api, 12)
+    assert api.batch("checkins", [], delete=["C003"]).status_code == 200
+    bodies: list[dict[str, Any]] = []
+
+    def decode(body: bytes) -> tuple[list[str], str | None, str]:
+        page = msgspec.json.decode(body)
+        bodies.append(page)
+        return [r["id"] for r in page["data"]], page["next_cursor"], page["consistent_until"]
+
+    with reader(server, tenant, page_size=5) as client:
+        pages = list(client.pages("checkins", None, decode))
+    assert pages[:-1] == [
+        ["C000", "C001", "C002", "C004", "C005"],
+        ["C006", "C007", "C008", "C009", "C010"],
+        ["C011"],
+    ]
+    assert pages[-1] == Bookmark("checkins", bodies[-1]["consistent_until"])
+    assert [b["next_cursor"] is None for b in bodies] == [False, False, True]
+
+
 def test_typed_fields_of_every_kind(api: Api, server: Server, tenant: Tenant) -> None:
     seed_checkins(api, 1)
     sale = record("sales", "S1", {"locations": "L1", "users": "U1"}, pre_tax_price="12.30")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -35,6 +36,10 @@ from clubfeed.client.retry import RETRY_STATUSES, Retry
 
 Item = Record | Tombstone | Bookmark
 PAGE_SIZE = 10_000
+T = TypeVar("T")
+PageDecoder = Callable[[bytes], tuple[T, str | None, str]]
+"""Makes a page's body into (what the caller wants of its records, next_cursor,
+consistent_until): `decode_page` makes typed records, the mirror rows."""
 
 
 class _Base:
@@ -86,21 +91,19 @@ class _Base:
         return params
 
     def _page(
-        self, name: str, response: httpx.Response
-    ) -> tuple[list[Item], dict[str, Any] | None]:
-        """A list page's items (the Bookmark last, on the last page), and the next page's
-        parameters (None after the last)."""
+        self, name: str, response: httpx.Response, decode: PageDecoder[T]
+    ) -> tuple[T, dict[str, Any] | None, Bookmark | None]:
+        """A list page as `decode` makes it, and either the next page's parameters or,
+        after the last page, the Bookmark."""
         if response.status_code != 200:
             raise self._fail(response, name)
         try:
-            records, cursor, consistent_until = decode_page(name, response.content)
+            found, cursor, consistent_until = decode(response.content)
         except msgspec.DecodeError as exc:  # ValidationError included
             raise ClientError(f"the answer to a page of {name} is not one: {exc}", 200) from exc
-        items: list[Item] = list(records)
         if cursor is None:
-            items.append(Bookmark(name, consistent_until))
-            return items, None
-        return items, {"limit": self.page_size, "cursor": cursor}
+            return found, None, Bookmark(name, consistent_until)
+        return found, {"limit": self.page_size, "cursor": cursor}, None
 
     def _wait_s(self, attempt: int, answer: httpx.Response | Exception, what: str) -> float | None:
         """How long to wait before trying again; None: return the answer (raise the error)."""
@@ -221,11 +224,26 @@ class Client(_Base):
         """Every change since `since` (None: a complete transfer of live records), then the
         Bookmark to start the next pull from. HistoryGone (410) means: pull again with no
         `since`, and let that replace your copy."""
+        for page in self.pages(resource, since, partial(decode_page, resource)):
+            if isinstance(page, Bookmark):
+                yield page
+            else:
+                yield from page
+
+    def pages(
+        self, resource: str, since: Bookmark | str | None, decode: PageDecoder[T]
+    ) -> Iterator[T | Bookmark]:
+        """`pull`, a page at a time, each page's body as `decode` makes it: for a caller
+        that wants rows rather than typed records (`clubfeed pull`'s copy)."""
         name = self._resource(resource)
         params: dict[str, Any] | None = self._first_params(since)
         while params is not None:
-            items, params = self._page(name, self.request("GET", f"/v1/{name}", params=params))
-            yield from items
+            page, params, bookmark = self._page(
+                name, self.request("GET", f"/v1/{name}", params=params), decode
+            )
+            yield page
+            if bookmark is not None:
+                yield bookmark
 
     def get(self, resource: str, record_id: str) -> Record | None:
         """One live record, or None if the business has none by that id (or it is deleted)."""
@@ -311,13 +329,25 @@ class AsyncClient(_Base):
 
     async def pull(self, resource: str, since: Bookmark | str | None = None) -> AsyncIterator[Item]:
         """As `Client.pull`."""
+        async for page in self.pages(resource, since, partial(decode_page, resource)):
+            if isinstance(page, Bookmark):
+                yield page
+            else:
+                for item in page:
+                    yield item
+
+    async def pages(
+        self, resource: str, since: Bookmark | str | None, decode: PageDecoder[T]
+    ) -> AsyncIterator[T | Bookmark]:
+        """As `Client.pages`."""
         name = self._resource(resource)
         params: dict[str, Any] | None = self._first_params(since)
         while params is not None:
             response = await self.request("GET", f"/v1/{name}", params=params)
-            items, params = self._page(name, response)
-            for item in items:
-                yield item
+            page, params, bookmark = self._page(name, response, decode)
+            yield page
+            if bookmark is not None:
+                yield bookmark
 
     async def get(self, resource: str, record_id: str) -> Record | None:
         """As `Client.get`."""

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
-from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import msgspec
@@ -22,7 +20,6 @@ import msgspec
 from clubfeed import catalogue
 from clubfeed.catalogue import Kind, Resource
 from clubfeed.client.pages import Bookmark, stamp
-from clubfeed.client.records import Record, Tombstone
 
 
 def database_errors() -> tuple[type[Exception], ...]:
@@ -51,6 +48,58 @@ def table_name(resource: str) -> str:
 
 def _columns(resource: Resource) -> list[str]:
     return ["id", "created_at", "modified_at", *(f.name for f in resource.fields), "extra"]
+
+
+class Rows(NamedTuple):
+    """One page, ready for the copy: its records as rows in column order, and the ids its
+    tombstones delete. A query serves each id once, so the two apply in either order."""
+
+    upserts: list[tuple[Any, ...]]
+    deletes: list[tuple[str]]
+
+
+def _row_type(resource: Resource) -> type[msgspec.Struct]:
+    """A page item as the copy stores it, its fields in column order: values as served
+    (times, dates and prices as their text, which both databases take), `extra` as its
+    raw JSON, and `deleted` last. Every field may be absent, so a tombstone decodes too."""
+    fields: list[tuple[str, Any, Any]] = [
+        ("id", str, msgspec.NODEFAULT),
+        ("created_at", str | None, None),
+        ("modified_at", str, msgspec.NODEFAULT),
+    ]
+    fields += [
+        (f.name, (bool if f.kind is Kind.BOOL else str) | None, None) for f in resource.fields
+    ]
+    fields += [("extra", msgspec.Raw, msgspec.Raw(b"{}")), ("deleted", bool, False)]
+    return msgspec.defstruct(f"{resource.one_type_name}Row", fields, kw_only=True)
+
+
+def _page_decoder(resource: Resource) -> msgspec.json.Decoder[Any]:
+    row = _row_type(resource)
+    page = msgspec.defstruct(
+        f"{resource.type_name}Page",
+        [("data", list[row]), ("next_cursor", str | None), ("consistent_until", str)],  # type: ignore[valid-type]
+    )
+    return msgspec.json.Decoder(page)
+
+
+_DECODERS = {r.name: _page_decoder(r) for r in catalogue.RESOURCES}
+
+
+def decode_rows(resource: str, body: bytes) -> tuple[Rows, str | None, str]:
+    """A list page's body as the copy's rows (a `PageDecoder` for `Client.pages`)."""
+    page = _DECODERS[resource].decode(body)
+    upserts: list[tuple[Any, ...]] = []
+    deletes: list[tuple[str]] = []
+    astuple = msgspec.structs.astuple
+    for item in page.data:
+        if item.deleted:
+            deletes.append((item.id,))
+        else:
+            *values, extra, _ = astuple(item)
+            values.append(bytes(extra).decode())
+            upserts.append(tuple(values))
+    return Rows(upserts, deletes), page.next_cursor, page.consistent_until
 
 
 class _Cursor(Protocol):
@@ -164,44 +213,35 @@ class Mirror:
         return Bookmark(resource, found[0][0]) if found else None
 
     def apply(
-        self, resource: str, items: Iterable[Record | Tombstone | Bookmark], *, replace: bool
+        self, resource: str, pages: Iterable[Rows | Bookmark], *, replace: bool
     ) -> tuple[int, int, Bookmark | None]:
-        """Apply a pull's items in one transaction (`replace`: a complete transfer, which
-        empties the table first); the records and tombstones applied, and the bookmark."""
-        spec = catalogue.get(resource)
+        """Apply a pull's pages (from `decode_rows`) in one transaction (`replace`: a
+        complete transfer, which empties the table first); the records and tombstones
+        applied, and the bookmark."""
+        columns = _columns(catalogue.get(resource))
         table = table_name(resource)
-        columns = _columns(spec)
         marks = ", ".join([self._mark] * len(columns))
         names = ", ".join(f'"{c}"' for c in columns)
         updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns[1:])
-        upsert = (
-            f"INSERT INTO {table} ({names}) VALUES ({marks}) "
-            f"ON CONFLICT (id) DO UPDATE SET {updates}"
-        )
+        insert = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+        if not replace:  # an emptied table has nothing to conflict with
+            insert += f" ON CONFLICT (id) DO UPDATE SET {updates}"
         delete = f"DELETE FROM {table} WHERE id = {self._mark}"
         records = tombstones = 0
         saved: Bookmark | None = None
         with self.transaction() as cur:
             if replace:
                 cur.execute(f"DELETE FROM {table}")
-            batch: list[tuple[Any, ...]] = []
-            for item in items:
-                if isinstance(item, Bookmark):
-                    saved = item
-                elif isinstance(item, Tombstone):
-                    if batch:
-                        cur.executemany(upsert, batch)
-                        batch = []
-                    cur.execute(delete, (item.id,))
-                    tombstones += 1
-                else:
-                    batch.append(self._row(item, columns))
-                    records += 1
-                    if len(batch) >= 10_000:
-                        cur.executemany(upsert, batch)
-                        batch = []
-            if batch:
-                cur.executemany(upsert, batch)
+            for page in pages:
+                if isinstance(page, Bookmark):
+                    saved = page
+                    continue
+                if page.upserts:
+                    cur.executemany(insert, page.upserts)
+                if page.deletes:
+                    cur.executemany(delete, page.deletes)
+                records += len(page.upserts)
+                tombstones += len(page.deletes)
             if saved is not None:
                 cur.execute(
                     "INSERT INTO clubfeed_bookmarks (resource, modified_since) VALUES "
@@ -210,21 +250,6 @@ class Mirror:
                     (resource, saved.modified_since),
                 )
         return records, tombstones, saved
-
-    def _row(self, record: Record, columns: list[str]) -> tuple[Any, ...]:
-        values = msgspec.structs.asdict(record)
-        return tuple(self._value(values[c]) for c in columns)
-
-    def _value(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            return msgspec.json.encode(value).decode()
-        if self.postgres:
-            return value
-        if isinstance(value, datetime):
-            return value.isoformat(timespec="microseconds")
-        if isinstance(value, (date, Decimal)):
-            return str(value)
-        return value
 
     def versions(self, resource: str) -> list[tuple[str, str]]:
         """Every (id, modified_at) of the copy, modified_at as the server wrote it."""

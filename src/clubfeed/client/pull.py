@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
+from queue import Full, Queue
 from types import FrameType
 from typing import Any
 
@@ -21,12 +23,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clubfeed.client.clients import Client, Item
+from clubfeed.client.clients import Client
 from clubfeed.client.errors import ClientError, HistoryGone
-from clubfeed.client.mirror import Mirror, database_errors
+from clubfeed.client.mirror import Mirror, Rows, database_errors, decode_rows
 from clubfeed.client.options import reader_credentials
-from clubfeed.client.pages import Verification
-from clubfeed.client.records import RECORD_TYPES, Record, Tombstone
+from clubfeed.client.pages import Bookmark, Verification
+from clubfeed.client.records import RECORD_TYPES
 
 _VERIFY_TRIES = 5
 
@@ -46,15 +48,53 @@ class Pulled:
     unverified: bool = False  # --verify asked, but the server wrote between every try
 
 
-def _counted(items: Iterator[Item], advance: Any) -> Iterator[Item]:
-    done = 0
-    for item in items:
-        if isinstance(item, (Record, Tombstone)):
-            done += 1
-            if done % 1_000 == 0:
-                advance(1_000)
-        yield item
-    advance(done % 1_000)
+def _counted(
+    pages: Iterator[Rows | Bookmark], advance: Callable[[int], None]
+) -> Iterator[Rows | Bookmark]:
+    for page in pages:
+        if isinstance(page, Rows):
+            advance(len(page.upserts) + len(page.deletes))
+        yield page
+
+
+def _ahead(pages: Iterator[Rows | Bookmark]) -> Iterator[Rows | Bookmark]:
+    """The pages, each fetched and decoded on a thread of its own while the one before is
+    written: the copy's inserts and the next page's transfer overlap."""
+    queue: Queue[tuple[Rows | Bookmark | None, BaseException | None]] = Queue(maxsize=1)
+    done = threading.Event()
+
+    def offer(item: tuple[Rows | Bookmark | None, BaseException | None]) -> bool:
+        """Hand the item over, unless the reader has stopped reading."""
+        while not done.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                if not offer((page, None)):
+                    return
+            offer((None, None))
+        except BaseException as exc:
+            offer((None, exc))
+
+    fetcher = threading.Thread(target=fetch, name="clubfeed-pull-pages", daemon=True)
+    fetcher.start()
+    try:
+        while True:
+            page, error = queue.get()
+            if error is not None:
+                raise error
+            if page is None:
+                return
+            yield page
+    finally:
+        done.set()
+        fetcher.join()
 
 
 def pull_once(
@@ -83,11 +123,11 @@ def _apply(
     counted: bool,
 ) -> Pulled:
     transfer = since is None
-    items: Iterator[Item] = client.pull(resource, since=since)
+    pages = _ahead(client.pages(resource, since, partial(decode_rows, resource)))
     if transfer and progress is not None:
         task = progress.add_task(resource, total=client.summary(resource).count)
-        items = _counted(items, lambda n: progress.advance(task, n))
-    records, tombstones, saved = mirror.apply(resource, items, replace=transfer)
+        pages = _counted(pages, lambda n: progress.advance(task, n))
+    records, tombstones, saved = mirror.apply(resource, pages, replace=transfer)
     # A follow poll that changed nothing is not reported: it costs no count(*).
     changed = transfer or records or tombstones
     return Pulled(
