@@ -41,7 +41,7 @@ PAGE = 7
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 Delivery = tuple[str, str, str]
-"""(resource, id, modified_at) of one record or tombstone that dlt extracted."""
+"""(resource, id, modified_at) of one record or tombstone that dlt passed on to load."""
 
 
 def load_connector() -> ModuleType:
@@ -55,7 +55,7 @@ def load_connector() -> ModuleType:
 
 
 class Copy:
-    """A dlt pipeline into a DuckDB file under tmp_path, counting every item it extracts."""
+    """A dlt pipeline into a DuckDB file under tmp_path, counting every item it loads."""
 
     def __init__(self, server: Server, tenant: Tenant, tmp_path: Path) -> None:
         self.connector = load_connector()
