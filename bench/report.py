@@ -100,6 +100,9 @@ def targets(outcome: Outcome) -> list[Target]:
         Target("ingest ÷ bulk load of the same rows", r["ingest/bulk load"], 0.2, False, "×")
     )
     found.append(Target("clubfeed pull ÷ bare httpx loop", r["pull/bare loop"], 0.5, False, "×"))
+    found.append(
+        Target("pull --follow: a change in the copy (p50)", outcome.pull.follow_p50_s, 2, True, "s")
+    )
     return found
 
 
@@ -179,6 +182,10 @@ def figures(outcome: Outcome) -> list[tuple[str, str]]:
             f"{pulled.baseline_records_per_s:,.0f} records/s",
         ),
         ("clubfeed pull ÷ bare loop", f"{r['pull/bare loop']:.2f}×"),
+        (
+            f"pull --follow (interval 1 s): write to copy, p50 / p99 of {len(pulled.follow_s)}",
+            f"{pulled.follow_p50_s:.2f} / {pulled.follow_p99_s:.2f} s",
+        ),
     ]
     return rows
 
@@ -283,6 +290,7 @@ def as_json(outcome: Outcome) -> dict[str, object]:
             "bare_loop_seconds": outcome.pull.baseline_s,
             "pull_records_per_s": outcome.pull.pull_records_per_s,
             "bare_loop_records_per_s": outcome.pull.baseline_records_per_s,
+            "follow_seconds": outcome.pull.follow_s,
         },
         "ingest_parts": {
             "bulk_load_rows": outcome.ingest_parts.baseline.rows,

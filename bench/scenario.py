@@ -106,10 +106,15 @@ def run(backend: str, options: Options, console: Console, workdir: Path) -> Outc
                 reads = _reads(options, console, ours, typical, database_json, headers)
                 console.print(
                     f"clubfeed pull into SQLite against a bare httpx loop, {pull.ROUNDS} "
-                    "interleaved rounds"
+                    f"interleaved rounds; then pull --follow, {pull.FOLLOW_CHANGES} changes"
                 )
                 pulled = pull.run(
-                    ours.port, integrator["key"], measured.shared_secret, workdir, options.rows
+                    ours.port,
+                    integrator["key"],
+                    measured.shared_secret,
+                    measured.ingest_key,
+                    workdir,
+                    options.rows,
                 )
             console.print("summaries against SELECT count(*), in this process")
             reads = dataclasses.replace(
