@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -104,6 +105,15 @@ class _Base:
         if cursor is None:
             return found, None, Bookmark(name, consistent_until)
         return found, {"limit": self.page_size, "cursor": cursor}, None
+
+    def _linked(self, response: httpx.Response) -> dict[str, Any] | None:
+        """The next page's parameters from the answer's `Link: rel="next"` (its cursor,
+        asked of our own base URL, not the server's public one), so that it can be asked
+        for before this page is decoded; None on the last page, or without the header."""
+        if response.status_code != 200:
+            return None
+        cursor = httpx.URL(response.links.get("next", {}).get("url", "")).params.get("cursor")
+        return {"limit": self.page_size, "cursor": cursor} if cursor else None
 
     def _wait_s(self, attempt: int, answer: httpx.Response | Exception, what: str) -> float | None:
         """How long to wait before trying again; None: return the answer (raise the error)."""
@@ -234,16 +244,26 @@ class Client(_Base):
         self, resource: str, since: Bookmark | str | None, decode: PageDecoder[T]
     ) -> Iterator[T | Bookmark]:
         """`pull`, a page at a time, each page's body as `decode` makes it: for a caller
-        that wants rows rather than typed records (`clubfeed pull`'s copy)."""
-        name = self._resource(resource)
-        params: dict[str, Any] | None = self._first_params(since)
-        while params is not None:
-            page, params, bookmark = self._page(
-                name, self.request("GET", f"/v1/{name}", params=params), decode
+        that wants rows rather than typed records (`clubfeed pull`'s copy). The next page
+        is asked for (from the `Link` header) while this one is decoded."""
+        path = f"/v1/{self._resource(resource)}"
+        with ThreadPoolExecutor(1, thread_name_prefix="clubfeed-page") as fetcher:
+            answer: Future[httpx.Response] | None = fetcher.submit(
+                self.request, "GET", path, params=self._first_params(since)
             )
-            yield page
-            if bookmark is not None:
-                yield bookmark
+            while answer is not None:
+                response = answer.result()
+                linked = self._linked(response)
+                answer = (
+                    fetcher.submit(self.request, "GET", path, params=linked) if linked else None
+                )
+                page, params, bookmark = self._page(resource, response, decode)
+                if params is not None and answer is None:  # no Link: the body's cursor
+                    answer = fetcher.submit(self.request, "GET", path, params=params)
+                yield page
+                if bookmark is not None:
+                    yield bookmark
+                    return
 
     def get(self, resource: str, record_id: str) -> Record | None:
         """One live record, or None if the business has none by that id (or it is deleted)."""
@@ -340,14 +360,29 @@ class AsyncClient(_Base):
         self, resource: str, since: Bookmark | str | None, decode: PageDecoder[T]
     ) -> AsyncIterator[T | Bookmark]:
         """As `Client.pages`."""
-        name = self._resource(resource)
-        params: dict[str, Any] | None = self._first_params(since)
-        while params is not None:
-            response = await self.request("GET", f"/v1/{name}", params=params)
-            page, params, bookmark = self._page(name, response, decode)
-            yield page
-            if bookmark is not None:
-                yield bookmark
+        path = f"/v1/{self._resource(resource)}"
+        answer: asyncio.Task[httpx.Response] | None = asyncio.ensure_future(
+            self.request("GET", path, params=self._first_params(since))
+        )
+        try:
+            while answer is not None:
+                response = await answer
+                linked = self._linked(response)
+                answer = (
+                    asyncio.ensure_future(self.request("GET", path, params=linked))
+                    if linked
+                    else None
+                )
+                page, params, bookmark = self._page(resource, response, decode)
+                if params is not None and answer is None:
+                    answer = asyncio.ensure_future(self.request("GET", path, params=params))
+                yield page
+                if bookmark is not None:
+                    yield bookmark
+                    return
+        finally:
+            if answer is not None:
+                answer.cancel()
 
     async def get(self, resource: str, record_id: str) -> Record | None:
         """As `Client.get`."""

@@ -51,8 +51,8 @@ def _columns(resource: Resource) -> list[str]:
 
 
 class Rows(NamedTuple):
-    """One page, ready for the copy: its records as rows in column order, and the ids its
-    tombstones delete. A query serves each id once, so the two apply in either order."""
+    """One page, ready for the copy: its records as rows in column order (`extra` as its
+    JSON text), and the ids its tombstones delete. A query serves each id once, so the two apply in either order."""
 
     upserts: list[tuple[Any, ...]]
     deletes: list[tuple[str]]
@@ -89,16 +89,9 @@ _DECODERS = {r.name: _page_decoder(r) for r in catalogue.RESOURCES}
 def decode_rows(resource: str, body: bytes) -> tuple[Rows, str | None, str]:
     """A list page's body as the copy's rows (a `PageDecoder` for `Client.pages`)."""
     page = _DECODERS[resource].decode(body)
-    upserts: list[tuple[Any, ...]] = []
-    deletes: list[tuple[str]] = []
-    astuple = msgspec.structs.astuple
-    for item in page.data:
-        if item.deleted:
-            deletes.append((item.id,))
-        else:
-            *values, extra, _ = astuple(item)
-            values.append(bytes(extra).decode())
-            upserts.append(tuple(values))
+    rows = list(map(msgspec.structs.astuple, page.data))
+    upserts = [(*row[:-2], bytes(row[-2]).decode()) for row in rows if not row[-1]]
+    deletes = [(row[0],) for row in rows if row[-1]]
     return Rows(upserts, deletes), page.next_cursor, page.consistent_until
 
 
@@ -133,6 +126,10 @@ class Mirror:
                 raise ValueError("a SQLite copy is a file: sqlite:///path/to/copy.db")
             self._conn = sqlite3.connect(path, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
+            # WAL's usual setting: a commit is not flushed to disk until a checkpoint, so
+            # a power cut may lose the last pulls (and their bookmarks with them), never
+            # the copy's consistency.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
             self._mark = "?"
         else:
             raise ValueError(f"the copy must be sqlite:///… or postgresql://…, not {url!r}")

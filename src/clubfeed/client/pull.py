@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
-from queue import Full, Queue
 from types import FrameType
 from typing import Any
 
@@ -57,46 +56,6 @@ def _counted(
         yield page
 
 
-def _ahead(pages: Iterator[Rows | Bookmark]) -> Iterator[Rows | Bookmark]:
-    """The pages, each fetched and decoded on a thread of its own while the one before is
-    written: the copy's inserts and the next page's transfer overlap."""
-    queue: Queue[tuple[Rows | Bookmark | None, BaseException | None]] = Queue(maxsize=1)
-    done = threading.Event()
-
-    def offer(item: tuple[Rows | Bookmark | None, BaseException | None]) -> bool:
-        """Hand the item over, unless the reader has stopped reading."""
-        while not done.is_set():
-            try:
-                queue.put(item, timeout=0.1)
-                return True
-            except Full:
-                continue
-        return False
-
-    def fetch() -> None:
-        try:
-            for page in pages:
-                if not offer((page, None)):
-                    return
-            offer((None, None))
-        except BaseException as exc:
-            offer((None, exc))
-
-    fetcher = threading.Thread(target=fetch, name="clubfeed-pull-pages", daemon=True)
-    fetcher.start()
-    try:
-        while True:
-            page, error = queue.get()
-            if error is not None:
-                raise error
-            if page is None:
-                return
-            yield page
-    finally:
-        done.set()
-        fetcher.join()
-
-
 def pull_once(
     client: Client,
     mirror: Mirror,
@@ -123,7 +82,7 @@ def _apply(
     counted: bool,
 ) -> Pulled:
     transfer = since is None
-    pages = _ahead(client.pages(resource, since, partial(decode_rows, resource)))
+    pages = client.pages(resource, since, partial(decode_rows, resource))
     if transfer and progress is not None:
         task = progress.add_task(resource, total=client.summary(resource).count)
         pages = _counted(pages, lambda n: progress.advance(task, n))
