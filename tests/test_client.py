@@ -36,6 +36,7 @@ from clubfeed.client import (
     Retry,
     Tombstone,
 )
+from tests.brokenkit import INGEST, KEY, SECRET, Broken, serving
 from tests.conftest import Server
 from tests.factories import Api, Tenant, record, seed_checkins
 from tests.oauthkit import connect
@@ -358,3 +359,23 @@ def test_the_readme_example_runs_as_written(api: Api, server: Server, tenant: Te
     assert sorted(scope["copy"]) == [f"C{i:03}" for i in range(30)]
     assert isinstance(scope["saved"], Bookmark)
     assert scope["check"].matches
+
+
+def test_pages_follow_the_body_cursor_where_a_server_sends_no_link() -> None:
+    # brokenkit's server speaks the contract without Link headers (and without flaws here).
+    with serving(Broken()) as base_url:
+        users = [
+            {"id": f"u{n:02}", "first_name": "A", "last_name": "B", "is_child": False}
+            for n in range(25)
+        ]
+        written = httpx.post(
+            f"{base_url}/v1/users/batch",
+            json={"upsert": users},
+            headers={"Authorization": f"Bearer {INGEST}"},
+        )
+        assert written.status_code == 200
+        with Client(base_url, integrator_key=KEY, token=SECRET, page_size=10) as client:
+            items = list(client.pull("users"))
+    records, tombstones, bookmarks = split(items)
+    assert sorted(records) == [u["id"] for u in users] and tombstones == []
+    assert len(items) == 26 and items[-1] == bookmarks[0]
