@@ -9,9 +9,10 @@ next, what an answer means) lives in `pages.py`, so the two clients differ only 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -41,6 +42,30 @@ T = TypeVar("T")
 PageDecoder = Callable[[bytes], tuple[T, str | None, str]]
 """Makes a page's body into (what the caller wants of its records, next_cursor,
 consistent_until): `decode_page` makes typed records, the mirror rows."""
+
+
+def _in_background(call: Callable[[], httpx.Response]) -> Future[httpx.Response]:
+    """The call on a daemon thread, so that a pull stopped early (or by Ctrl-C) need not
+    wait for the page it asked for ahead."""
+    future: Future[httpx.Response] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(call())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="clubfeed-page-ahead", daemon=True).start()
+    return future
+
+
+def _abandon(task: asyncio.Future[httpx.Response] | None) -> None:
+    """Cancel a request asked for ahead that is no longer wanted, and take its outcome
+    when it ends, so that asyncio reports no unretrieved error."""
+    if task is None:
+        return
+    task.cancel()
+    task.add_done_callback(lambda done: None if done.cancelled() else done.exception())
 
 
 class _Base:
@@ -245,25 +270,25 @@ class Client(_Base):
     ) -> Iterator[T | Bookmark]:
         """`pull`, a page at a time, each page's body as `decode` makes it: for a caller
         that wants rows rather than typed records (`clubfeed pull`'s copy). The next page
-        is asked for (from the `Link` header) while this one is decoded."""
+        is asked for (from the `Link` header) while the caller works on this one."""
         path = f"/v1/{self._resource(resource)}"
-        with ThreadPoolExecutor(1, thread_name_prefix="clubfeed-page") as fetcher:
-            answer: Future[httpx.Response] | None = fetcher.submit(
-                self.request, "GET", path, params=self._first_params(since)
+        response = self.request("GET", path, params=self._first_params(since))
+        while True:
+            linked = self._linked(response)
+            ahead = (
+                _in_background(partial(self.request, "GET", path, params=linked))
+                if linked
+                else None
             )
-            while answer is not None:
-                response = answer.result()
-                linked = self._linked(response)
-                answer = (
-                    fetcher.submit(self.request, "GET", path, params=linked) if linked else None
-                )
-                page, params, bookmark = self._page(resource, response, decode)
-                if params is not None and answer is None:  # no Link: the body's cursor
-                    answer = fetcher.submit(self.request, "GET", path, params=params)
-                yield page
-                if bookmark is not None:
-                    yield bookmark
-                    return
+            page, params, bookmark = self._page(resource, response, decode)
+            yield page
+            if bookmark is not None:
+                yield bookmark
+                return
+            if ahead is not None and linked == params:
+                response = ahead.result()
+            else:  # no Link, or one that disagrees with the body: the body's cursor rules
+                response = self.request("GET", path, params=params)
 
     def get(self, resource: str, record_id: str) -> Record | None:
         """One live record, or None if the business has none by that id (or it is deleted)."""
@@ -361,28 +386,28 @@ class AsyncClient(_Base):
     ) -> AsyncIterator[T | Bookmark]:
         """As `Client.pages`."""
         path = f"/v1/{self._resource(resource)}"
-        answer: asyncio.Task[httpx.Response] | None = asyncio.ensure_future(
-            self.request("GET", path, params=self._first_params(since))
-        )
-        try:
-            while answer is not None:
-                response = await answer
-                linked = self._linked(response)
-                answer = (
-                    asyncio.ensure_future(self.request("GET", path, params=linked))
-                    if linked
-                    else None
-                )
+        response = await self.request("GET", path, params=self._first_params(since))
+        while True:
+            linked = self._linked(response)
+            ahead = None
+            if linked:
+                ahead = asyncio.ensure_future(self.request("GET", path, params=linked))
+            try:
                 page, params, bookmark = self._page(resource, response, decode)
-                if params is not None and answer is None:
-                    answer = asyncio.ensure_future(self.request("GET", path, params=params))
                 yield page
                 if bookmark is not None:
                     yield bookmark
-                    return
-        finally:
-            if answer is not None:
-                answer.cancel()
+            except BaseException:  # closed early, or the caller failed: drop the page ahead
+                _abandon(ahead)
+                raise
+            if bookmark is not None:
+                _abandon(ahead)
+                return
+            if ahead is not None and linked == params:
+                response = await ahead
+            else:
+                _abandon(ahead)
+                response = await self.request("GET", path, params=params)
 
     async def get(self, resource: str, record_id: str) -> Record | None:
         """As `Client.get`."""
