@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import Engine
 
 from clubfeed.conform import IDS
@@ -42,13 +43,15 @@ def conform(
     return done.returncode, {c["id"]: c for c in report["checks"]}, done.stderr
 
 
-def test_clubfeed_meets_every_requirement(db: Engine, db_url: str, tenant: Tenant) -> None:
+def test_clubfeed_meets_every_requirement(
+    db: Engine, db_url: str, tenant: Tenant, server: Server
+) -> None:
     # A server of its own: the rate-limit check empties its read bucket (made small here
     # so that it is quick), and the credential check spends the address's failure budget.
     settings = Settings(database_url=db_url, read_rate_limit="900/minute")
-    with Server(settings) as server:
+    with Server(settings) as own:
         code, found, err = conform(
-            server.base_url,
+            own.base_url,
             tenant.integrator.key,
             tenant.business.shared_secret,
             "--seconds",
@@ -63,6 +66,15 @@ def test_clubfeed_meets_every_requirement(db: Engine, db_url: str, tenant: Tenan
     )
     assert found["page-size"]["evidence"].startswith("users: a first page of 10,000 of 10,0")
     assert "Retry-After: " in found["rate-limit"]["evidence"]
+    # Read through the shared server: the run spent its own server's read bucket.
+    with httpx.Client(base_url=server.base_url, headers=tenant.read_headers) as reader:
+        left = [
+            r["id"]
+            for resource in ("users", "locations", "checkins")
+            for r in reader.get(f"/v1/{resource}", params={"limit": 10_000}).json()["data"]
+            if r["id"].startswith("cf-conform-")
+        ]
+    assert left == []
 
 
 def test_without_an_ingest_key_the_writing_checks_are_skipped(
@@ -139,7 +151,9 @@ def test_a_server_stamping_before_commit_misses_slow_batches(tmp_path: Path) -> 
     assert "0 repeated" in evidence
 
 
-def test_an_unreachable_server_or_refused_credentials_stop_at_once(server: Server) -> None:
+def test_an_unreachable_server_or_refused_credentials_stop_at_once(
+    server: Server, tenant: Tenant
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLUBFEED_")}
     base = [str(CLUBFEED), "conform", "--integrator-key", "k", "--token", "t"]
     refused = subprocess.run(
@@ -159,5 +173,33 @@ def test_an_unreachable_server_or_refused_credentials_stop_at_once(server: Serve
     assert gone.returncode == 1 and "cannot reach the server: GET /v1/locations: ConnectError" in (
         " ".join(gone.stderr.split())
     )
+    keys = ["--integrator-key", tenant.integrator.key, "--token", tenant.business.shared_secret]
+    wrong_path = subprocess.run(
+        [str(CLUBFEED), "conform", *keys, f"{server.base_url}/v1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert wrong_path.returncode == 1 and "the server's address (without /v1)?" in (
+        " ".join(wrong_path.stderr.split())
+    )
     scheme = subprocess.run([*base, "ftp://x"], env=env, capture_output=True, text=True, timeout=60)
     assert scheme.returncode == 2 and "must start with http:// or https://" in scheme.stderr
+
+
+def test_an_ingest_key_the_server_refuses_is_reported_and_nothing_is_left(
+    server: Server, tenant: Tenant
+) -> None:
+    code, found, err = conform(
+        server.base_url,
+        tenant.integrator.key,
+        tenant.business.shared_secret,
+        "--check",
+        "utf8",
+        ingest="cfi_not-a-key",
+    )
+    assert (code, found) == (1, {})
+    assert "Could not write the run's own records: POST /v1/locations/batch: 401, not 200" in (
+        " ".join(err.split())
+    )

@@ -67,35 +67,40 @@ def conform_command(
     probe = Probe(base_url, integrator_key, token, ingest_key)
     run = Run(probe, list(NAMES), seconds)
     try:
-        _preflight(probe)
-        with console.status("Writing the run's own records…") as status:
-            findings = conform(
+        _preflight(probe, base_url)
+        with console.status("Starting…") as status:
+            report = conform(
                 run,
                 frozenset(only),
                 lambda check: status.update(f"Checking: {check.requirement}…"),
             )
-    except Failed as exc:
-        raise click.ClickException(
-            f"could not set up or clean up the run's records: {exc}"
-        ) from exc
     finally:
         probe.close()
-    failed = any(f.result == "fail" for f in findings)
     if as_json:
         click.echo(
             json.dumps(
-                {"server": base_url, "passed": not failed, "checks": [asdict(f) for f in findings]}
+                {
+                    "server": base_url,
+                    "passed": report.passed,
+                    "checks": [asdict(f) for f in report.findings],
+                    "set_up_failed": report.set_up_failed,
+                    "left_behind": report.left_behind,
+                }
             )
         )
-    else:
-        Console().print(_card(base_url, findings))
-    if failed:
+    elif report.findings:
+        Console().print(_card(base_url, report.findings))
+    if report.set_up_failed:
+        console.print(f"Could not write the run's own records: {report.set_up_failed}")
+    for left in report.left_behind:
+        console.print(f"Could not delete {left}")
+    if not report.passed:
         raise SystemExit(1)
 
 
-def _preflight(probe: Probe) -> None:
-    """Stop at once, with one clear message, if the server is out of reach or refuses the
-    reader's credentials: every check would fail the same way."""
+def _preflight(probe: Probe, base_url: str) -> None:
+    """Stop at once, with one clear message, if the server is out of reach, refuses the
+    reader's credentials or is not at that address: every check would fail the same way."""
     try:
         answer = probe.send("GET", "/v1/locations", params={"limit": 1})
     except Failed as exc:
@@ -104,6 +109,11 @@ def _preflight(probe: Probe) -> None:
         raise click.ClickException(
             f"the server refused the reader's credentials ({answer.status_code}): "
             "check --integrator-key and --token"
+        )
+    if answer.status_code != 200:
+        raise click.ClickException(
+            f"GET /v1/locations answered {answer.status_code}: is {base_url} the server's "
+            "address (without /v1)?"
         )
 
 

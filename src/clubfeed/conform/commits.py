@@ -50,6 +50,8 @@ class _Writer(threading.Thread):
                 self.batches += 1
         except Failed as exc:
             self.error = exc
+        except Exception as exc:  # an answer the writer could not read
+            self.error = Failed(f"{type(exc).__name__}: {exc}")
 
 
 def concurrent_commits(run: Run) -> str:
@@ -75,6 +77,9 @@ def concurrent_commits(run: Run) -> str:
                 stop.set()
                 for writer in writers:
                     writer.join()
+                failed = next((w.error for w in writers if w.error is not None), None)
+                if failed is not None:
+                    raise Failed(f"a writer's batch failed: {failed}")
                 settle_until = time.monotonic() + _SETTLE_S
             records, until = run.probe.query("users", {"modified_since": bookmark})
             polls += 1
@@ -89,8 +94,8 @@ def concurrent_commits(run: Run) -> str:
             last_seen, bookmark = max(at, last_seen or at), until
             if settle_until is not None:
                 written = [instant(s) for w in writers for s in w.last.values()]
-                newest = max((w for w in written if w is not None), default=at)
-                if at > newest:
+                newest = max((w for w in written if w is not None), default=None)
+                if newest is None or at > newest:
                     break
                 if time.monotonic() > settle_until:
                     raise Failed(
@@ -102,9 +107,6 @@ def concurrent_commits(run: Run) -> str:
         stop.set()
         for writer in writers:
             writer.join()
-    errors = [w.error for w in writers if w.error is not None]
-    if errors:
-        raise errors[0]
     final = {i: stamp for w in writers for i, stamp in w.last.items()}
     missed = sorted(i for i, stamp in final.items() if (i, stamp) not in delivered)
     repeated = sorted(f"{i} at {s}" for (i, s), n in delivered.items() if n > 1)

@@ -27,6 +27,11 @@ class Failed(Exception):
     """A check found the server breaking a requirement; the message is the evidence."""
 
 
+class HistoryPurged(Failed):
+    """A range reaching back before what the server still keeps (410 history-purged): a
+    correct answer, which leaves that range unchecked."""
+
+
 class Skipped(Exception):
     """A check could not run here (no ingest key, no data of the kind); the message says why."""
 
@@ -123,21 +128,29 @@ class Probe:
             except UnicodeDecodeError as exc:
                 self.not_utf8.append(f"{where}: not UTF-8 at byte {exc.start}")
 
-    def json(self, answer: httpx.Response, what: str, status: int = 200) -> Any:
-        """The answer's JSON, when it has the expected status."""
-        if answer.status_code != status:
-            raise Failed(f"{what}: {answer.status_code}, not {status}: {_excerpt(answer)}")
+    def json(self, answer: httpx.Response, what: str) -> dict[str, Any]:
+        """A 200 answer's JSON object."""
+        if answer.status_code != 200:
+            raise Failed(f"{what}: {answer.status_code}, not 200: {_excerpt(answer)}")
         try:
-            return msgspec.json.decode(answer.content)
+            found = msgspec.json.decode(answer.content)
         except msgspec.DecodeError as exc:
             raise Failed(f"{what}: the answer is not JSON ({exc})") from exc
+        if not isinstance(found, dict):
+            raise Failed(f"{what}: the answer is not a JSON object")
+        return found
 
     def page(self, resource: str, params: dict[str, Any]) -> Page:
         what = f"GET /v1/{resource}?{httpx.QueryParams(params)}"
-        found = self.json(self.send("GET", f"/v1/{resource}", params=params), what)
+        answer = self.send("GET", f"/v1/{resource}", params=params)
+        if answer.status_code == 410 and _problem_type(answer).endswith("history-purged"):
+            raise HistoryPurged(f"{what}: 410 history-purged")
+        found = self.json(answer, what)
         if not isinstance(found, dict) or not isinstance(found.get("data"), list):
             raise Failed(f"{what}: no `data` list in the answer")
-        cursor, until = found.get("next_cursor", "absent"), found.get("consistent_until")
+        if "next_cursor" not in found:
+            raise Failed(f"{what}: no `next_cursor` in the answer")
+        cursor, until = found["next_cursor"], found.get("consistent_until")
         if cursor is not None and not isinstance(cursor, str):
             raise Failed(f"{what}: `next_cursor` is {cursor!r}, not a string or null")
         if not isinstance(until, str):
@@ -181,10 +194,16 @@ class Probe:
         """One ingest batch; its answer (with the `modified_at` the batch was given)."""
         body = {"upsert": upsert or [], "delete": delete or []}
         answer = self.send("POST", f"/v1/{resource}/batch", headers=self.writer, body=body)
-        found = self.json(answer, f"POST /v1/{resource}/batch")
-        if not isinstance(found, dict):
-            raise Failed(f"POST /v1/{resource}/batch: the answer is not an object")
-        return found
+        return self.json(answer, f"POST /v1/{resource}/batch")
+
+
+def _problem_type(answer: httpx.Response) -> str:
+    try:
+        found = msgspec.json.decode(answer.content)
+    except msgspec.DecodeError:
+        return ""
+    kind = found.get("type") if isinstance(found, dict) else None
+    return kind if isinstance(kind, str) else ""
 
 
 def _excerpt(answer: httpx.Response) -> str:

@@ -1,10 +1,13 @@
 """One conformance run: what the checks share, and the records it writes and removes.
 
 With an ingest key the run writes records of its own, every id starting with its prefix
-(`cf-conform-<hex>-`): a location in Asia/Kathmandu (+05:45, an offset no server gets
-right by accident), 10,050 users (more than a page of 10,000) and a check-in at that
-location. It deletes all of them at the end, so point it at a test business: their
-tombstones stay in the feed until the server purges them.
+(`cf-conform-<hex>-`): for the checks that read them, a location in Asia/Kathmandu
+(+05:45, an offset no server gets right by accident), 10,051 users (more than a page of
+10,000, one with a name that is not ASCII) and a check-in at that location; and the users
+the writing checks create. It deletes all of them at the end, also after a failure, so
+point it at a test business: their tombstones stay in the feed until the server purges
+them. An id is remembered before its write is sent, since a write that timed out may
+still have been saved (deleting an id never written is a no-op).
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from clubfeed.conform.probe import Probe
+from clubfeed.conform.probe import Failed, Probe
 
-USERS = 10_050
+USERS = 10_050  # and the named one: 10,051
 UTF8_NAME = "Zoë Łódź 東京 💪"
 ZONE = "Asia/Kathmandu"
 EVENT_UTC = "2026-06-01T12:00:00Z"
@@ -35,6 +38,7 @@ class Run:
     tombstones: list[dict[str, Any]] = field(default_factory=list)
     stamps: list[str] = field(default_factory=list)  # every consistent_until served
     written: dict[str, set[str]] = field(default_factory=dict)  # ids to delete at the end
+    seeded: bool = False  # the location, users and check-in of `set_up` are written
 
     @property
     def writes(self) -> bool:
@@ -70,17 +74,18 @@ class Run:
         upsert: list[dict[str, Any]] | None = None,
         delete: list[str] | None = None,
     ) -> dict[str, Any]:
-        """An ingest batch, remembering what to delete at the end."""
+        """An ingest batch, its ids remembered (before it is sent) to delete at the end."""
+        self.remember(resource, [r["id"] for r in upsert or []])
         answer = self.probe.write(resource, upsert, delete)
-        ids = self.written.setdefault(resource, set())
-        ids.update(r["id"] for r in upsert or [])
-        ids.difference_update(delete or [])
+        self.written[resource].difference_update(delete or [])
         return answer
 
+    def remember(self, resource: str, ids: list[str]) -> None:
+        """Ids that may get written, to delete at the end."""
+        self.written.setdefault(resource, set()).update(ids)
+
     def set_up(self) -> None:
-        """Write the run's own records (with an ingest key; nothing without)."""
-        if not self.writes:
-            return
+        """Write the records the reading checks look for (with an ingest key)."""
         self.write("locations", [{"id": self.location, "name": "Conformance", "timezone": ZONE}])
         users = [self.user_record(n) for n in range(USERS)]
         users.append(self.user_record(self.named) | {"first_name": UTF8_NAME})
@@ -93,18 +98,28 @@ class Run:
             "user_id": self.user(0),
         }
         self.write("checkins", [checkin])
+        self.seeded = True
 
     def user_record(self, number: int | str, last_name: str = "Conform") -> dict[str, Any]:
         record_id = self.user(number) if isinstance(number, int) else number
         return {"id": record_id, "first_name": "Conform", "last_name": last_name, "is_child": False}
 
-    def clean_up(self) -> None:
-        """Delete every record the run wrote, those that refer to others first."""
+    def clean_up(self) -> list[str]:
+        """Delete every record the run wrote, those that refer to others first, going on
+        past a failure; what could not be deleted."""
         first = ("checkins", "users", "locations")
+        left: list[str] = []
         for resource in sorted(self.written, key=lambda r: first.index(r) if r in first else -1):
-            ids = sorted(self.written.pop(resource))
+            ids = sorted(self.written[resource])
             for start in range(0, len(ids), _BATCH):
-                self.probe.write(resource, delete=ids[start : start + _BATCH])
+                chunk = ids[start : start + _BATCH]
+                try:
+                    self.probe.write(resource, delete=chunk)
+                except Failed as exc:
+                    left.append(f"{len(chunk):,} {resource} ({chunk[0]}, …): {exc}")
+                else:
+                    self.written[resource].difference_update(chunk)
+        return left
 
 
 @dataclass(frozen=True)
@@ -115,3 +130,4 @@ class Check:
     id: str
     requirement: str
     test: Callable[[Run], str]
+    reads_seed: bool = False  # looks for the records `Run.set_up` writes, when it can

@@ -23,16 +23,19 @@ def instant(text: str) -> datetime | None:
         return None
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     micro = int((fraction or "0")[:6].ljust(6, "0"))
-    if offset == "Z":
-        zone = UTC
-    else:
-        sign = -1 if offset[0] == "-" else 1
-        zone = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
     try:
+        if offset == "Z":
+            zone = UTC
+        else:
+            hours, minutes = int(offset[1:3]), int(offset[4:6])
+            if minutes >= 60:
+                return None
+            sign = -1 if offset[0] == "-" else 1
+            zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
         return datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second), micro, zone
         )
-    except ValueError:
+    except ValueError:  # a day, hour or offset out of range (timezone() takes under 24 h)
         return None
 
 
