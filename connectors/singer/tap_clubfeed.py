@@ -86,8 +86,12 @@ class ResourceStream(RESTStream[str | None]):
 
     def validate_response(self, response: requests.Response) -> None:
         if response.status_code == 410:
+            try:
+                title = response.json().get("title", "history gone")
+            except ValueError:  # not the problem+json clubfeed sends (a proxy's page, say)
+                title = "410 Gone"
             raise FatalAPIError(
-                f"{self.name}: {response.json().get('title', 'history gone')}. clubfeed no longer "
+                f"{self.name}: {title}. clubfeed no longer "
                 "holds the history this stream's bookmark was built from: clear the stream's "
                 "state and its destination table, then sync again (a complete transfer)."
             )
