@@ -220,9 +220,8 @@ class Mirror:
         marks = ", ".join([self._mark] * len(columns))
         names = ", ".join(f'"{c}"' for c in columns)
         updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns[1:])
-        insert = f"INSERT INTO {table} ({names}) VALUES ({marks})"
-        if not replace:  # an emptied table has nothing to conflict with
-            insert += f" ON CONFLICT (id) DO UPDATE SET {updates}"
+        # An upsert in a transfer too: a server that sent an id twice leaves its last.
+        upsert = f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT (id) DO UPDATE SET {updates}"
         delete = f"DELETE FROM {table} WHERE id = {self._mark}"
         records = tombstones = 0
         saved: Bookmark | None = None
@@ -234,7 +233,7 @@ class Mirror:
                     saved = page
                     continue
                 if page.upserts:
-                    cur.executemany(insert, page.upserts)
+                    cur.executemany(upsert, page.upserts)
                 if page.deletes:
                     cur.executemany(delete, page.deletes)
                 records += len(page.upserts)
