@@ -330,6 +330,43 @@ def test_async_tasks_pull_what_the_sync_client_pulls(
     assert asyncio.run(main()) == [want] * 3
 
 
+def test_a_pull_closed_after_its_first_page_leaves_the_client_usable(
+    api: Api, server: Server, tenant: Tenant
+) -> None:
+    seed_checkins(api, 12)
+    with reader(server, tenant, page_size=5) as client:
+        pulled = client.pull("checkins")
+        first = [next(pulled) for _ in range(5)]  # the second page is asked for by now
+        pulled.close()
+        assert [r.id for r in first] == ["C000", "C001", "C002", "C003", "C004"]
+        assert len(list(client.pull("checkins"))) == 13
+
+    async def main() -> tuple[list[str], int]:
+        async with AsyncClient(
+            server.base_url,
+            integrator_key=tenant.integrator.key,
+            token=tenant.business.shared_secret,
+            page_size=5,
+        ) as aclient:
+            pages = aclient.pull("checkins")
+            ids = [(await anext(pages)).id for _ in range(5)]  # type: ignore[union-attr]
+            await pages.aclose()
+            return ids, len([item async for item in aclient.pull("checkins")])
+
+    loop_errors: list[dict[str, Any]] = []
+
+    def run() -> tuple[list[str], int]:
+        loop = asyncio.new_event_loop()
+        loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
+        try:
+            return loop.run_until_complete(main())
+        finally:
+            loop.close()
+
+    assert run() == (["C000", "C001", "C002", "C003", "C004"], 13)
+    assert loop_errors == []
+
+
 def test_async_tasks_refresh_an_expired_grant_once(
     client: httpx.Client, server: Server, db: Engine, tenant: Tenant
 ) -> None:
