@@ -1,6 +1,8 @@
 """The Airbyte manifest (connectors/airbyte) against a live clubfeed, run by the CDK's own
 `source-declarative-manifest`: a full sync, incremental syncs while a writer creates,
-updates and deletes, and a destination that ends equal to a complete transfer.
+updates and deletes, and a destination that ends equal to a complete transfer; and a business
+that has purged its old deletes, where every sync without a bookmark must be a complete
+transfer (a range from the epoch is refused there).
 
 There is no Airbyte platform here, so `Destination` does what its dedup destinations do
 with the source's messages (see its docstring), and the test carries each stream's STATE
@@ -22,11 +24,16 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import Engine
 
 from clubfeed.catalogue import RESOURCES, Kind
+from clubfeed.feed.retention import purge
+from clubfeed.storage.engine import write_transaction
+from clubfeed.timefmt import parse_aware, to_us
 from tests.conftest import Server
 from tests.factories import Api, Tenant, record, seed_checkins
 
@@ -36,6 +43,8 @@ MANIFEST = CONNECTOR / "manifest.yaml"
 VENVS = ROOT / ".venv-connectors"
 VENV = VENVS / "airbyte"
 STREAMS = [r.name for r in RESOURCES]
+EPOCH = "1970-01-01T00:00:00.000000+00:00"
+"""The manifest's start_datetime: the window of a stream without a bookmark starts there."""
 
 # One backend: the feed's guarantees are proven on both by tests/test_feed_*.py, and what
 # these tests check is the manifest's mapping of them onto Airbyte's conventions.
@@ -141,6 +150,16 @@ class Destination:
         )
         return {r["id"]: r for r in (json.loads(data) for (data,) in rows)}
 
+    def clear(self, stream: str) -> None:
+        """Airbyte's "clear data" of a stream: its rows go, and so does its state."""
+        self.db.execute("DELETE FROM raw WHERE stream = ?", (stream,))
+        self.db.commit()
+        self.states.pop(stream, None)
+
+    def bookmark(self, stream: str) -> str:
+        modified_at: str = self.states[stream]["stream"]["stream_state"]["modified_at"]
+        return modified_at
+
 
 class Airbyte:
     """The source's `discover` and `read`, as the platform calls them, with files in `tmp`."""
@@ -150,11 +169,14 @@ class Airbyte:
         self.tmp = tmp
         (tmp / "config.json").write_text(json.dumps(config))
 
-    def run(self, *args: str, check: bool = True) -> list[dict[str, Any]]:
-        """The command's messages; with `check`, it must have succeeded without an error trace."""
+    def run(self, *args: str, check: bool = True, debug: bool = False) -> list[dict[str, Any]]:
+        """The command's messages; with `check`, it must have succeeded without an error trace.
+
+        With `debug`, they include the CDK's log of each request it made (see `requested`).
+        """
         files = ("--config", str(self.tmp / "config.json"), "--manifest-path", str(MANIFEST))
         done = subprocess.run(
-            [str(self.command), *args, *files],
+            [str(self.command), *args, *files, *(["--debug"] if debug else [])],
             capture_output=True,
             text=True,
             timeout=120,
@@ -170,8 +192,18 @@ class Airbyte:
         streams: list[dict[str, Any]] = found["streams"]
         return streams
 
+    def check(self) -> dict[str, Any]:
+        """The connection check the platform runs when a connection is set up."""
+        messages = self.run("check")
+        (status,) = [m["connectionStatus"] for m in messages if m["type"] == "CONNECTION_STATUS"]
+        return dict(status)
+
     def read(
-        self, catalog: list[dict[str, Any]], state: list[dict[str, Any]], check: bool = True
+        self,
+        catalog: list[dict[str, Any]],
+        state: list[dict[str, Any]],
+        check: bool = True,
+        debug: bool = False,
     ) -> list[dict[str, Any]]:
         """One sync of every stream, incremental and deduplicated on `id`."""
         configured = {
@@ -190,7 +222,7 @@ class Airbyte:
         (self.tmp / "state.json").write_text(json.dumps(state))
         catalog_args = ("--catalog", str(self.tmp / "catalog.json"))
         state_args = ("--state", str(self.tmp / "state.json"))
-        return self.run("read", *catalog_args, *state_args, check=check)
+        return self.run("read", *catalog_args, *state_args, check=check, debug=debug)
 
 
 @pytest.fixture
@@ -271,6 +303,48 @@ def next_state(destination: Destination) -> list[dict[str, Any]]:
     return [{"type": "STREAM", "stream": state["stream"]} for state in destination.states.values()]
 
 
+def requested(messages: list[dict[str, Any]]) -> list[tuple[str, dict[str, list[str]]]]:
+    """(stream, query parameters) of each request a `--debug` command made."""
+    urls = [
+        urlsplit(m["data"]["url"])
+        for m in messages
+        if m["type"] == "DEBUG" and m["message"] == "Making outbound API request"
+    ]
+    return [(url.path.removeprefix("/v1/"), parse_qs(url.query)) for url in urls]
+
+
+def ranges(query: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A request's modified_* parameters: none in a complete transfer."""
+    return {name: value for name, value in query.items() if name.startswith("modified_")}
+
+
+def assert_equal_to_the_server(destination: Destination, api: Api) -> None:
+    """Each stream's final table equals a complete transfer, every field of every record."""
+    for stream in STREAMS:
+        copy = destination.final(stream)
+        live = {i: destination.row(stream, r) for i, r in served(api, stream).items()}
+        missing = set(live) - set(copy)
+        extra = set(copy) - set(live)
+        stale = {
+            i for i in set(copy) & set(live) if copy[i]["modified_at"] < live[i]["modified_at"]
+        }
+        assert (missing, stale, extra) == (set(), set(), set()), stream
+        assert copy == live, stream  # every field of every record, as served
+
+
+def assert_bookmarks_are_the_last_change_delivered(destination: Destination) -> None:
+    """Each bookmark is the greatest modified_at delivered, exactly as served (the start when none)."""
+    for stream in STREAMS:
+        delivered = [m for (s, _, m) in destination.deliveries() if s == stream]
+        assert destination.bookmark(stream) == max(delivered, default=EPOCH), stream
+
+
+def purge_every_tombstone(db: Engine, tenant: Tenant) -> None:
+    """What `clubfeed db purge` does once the business's deletes are past retention."""
+    with write_transaction(db) as conn:
+        purge(conn, tenant.business.id, to_us(parse_aware("2999-01-01T00:00:00+00:00")))
+
+
 def test_discover_declares_every_resource_with_its_catalogue_fields(
     source_command: Path, tmp_path: Path
 ) -> None:
@@ -303,7 +377,7 @@ def test_syncs_while_writing_end_equal_to_a_complete_transfer_each_change_once(
 ) -> None:
     seed_checkins(api, 40)
     api.seed()  # one record of every resource, so that all 12 streams carry data
-    # Deleted before the first sync: it arrives as a tombstone, which the copy never holds.
+    # Deleted before the first sync, a complete transfer: it never reaches the copy.
     assert api.batch("checkins", delete=["C039"]).status_code == 200
     catalog = airbyte.catalog()
     destination = Destination(tmp_path / "destination.db", catalog)
@@ -316,7 +390,7 @@ def test_syncs_while_writing_end_equal_to_a_complete_transfer_each_change_once(
         s: {i: destination.row(s, r) for i, r in records.items()} for s, records in live.items()
     }
     assert {s: destination.final(s) for s in STREAMS} == as_rows
-    assert "C039" in destination.tombstones("checkins")
+    assert destination.tombstones("checkins") == {}  # a complete transfer holds none
 
     writer.start()
     while_writing = [
@@ -328,27 +402,14 @@ def test_syncs_while_writing_end_equal_to_a_complete_transfer_each_change_once(
     destination.apply(airbyte.read(catalog, next_state(destination)))
     assert sum(while_writing) > 0  # the syncs during the writes did carry changes
 
-    for stream in STREAMS:
-        copy = destination.final(stream)
-        live = {i: destination.row(stream, r) for i, r in served(api, stream).items()}
-        missing = set(live) - set(copy)
-        extra = set(copy) - set(live)
-        stale = {
-            i for i in set(copy) & set(live) if copy[i]["modified_at"] < live[i]["modified_at"]
-        }
-        assert (missing, stale, extra) == (set(), set(), set()), stream
-        assert copy == live, stream  # every field of every record, as served
+    assert_equal_to_the_server(destination, api)
     repeated = {change: n for change, n in destination.deliveries().items() if n > 1}
     assert repeated == {}
     for stream, ids in writer.deleted.items():
         tombstones = destination.tombstones(stream)
         assert ids and ids <= set(tombstones)
         assert all(tombstones[i]["_ab_cdc_deleted_at"] == tombstones[i]["modified_at"] for i in ids)
-    # Each stream's bookmark is the greatest modified_at it delivered, exactly as served.
-    for stream in STREAMS:
-        delivered = [m for (s, _, m) in destination.deliveries() if s == stream]
-        bookmark = destination.states[stream]["stream"]["stream_state"]["modified_at"]
-        assert bookmark == max(delivered), stream
+    assert_bookmarks_are_the_last_change_delivered(destination)
 
 
 @on_sqlite
@@ -367,3 +428,71 @@ def test_a_410_fails_the_sync_as_a_config_error_that_asks_for_a_refresh(
     assert {e["failure_type"] for e in failed} == {"config_error"}  # the sync fails, not retried
     assert failed[0]["message"].startswith("clubfeed answered 410 Gone")
     assert "clear this stream's data" in failed[0]["message"]
+
+
+@on_sqlite
+def test_a_business_that_has_purged_gets_complete_transfers_and_recovers_from_a_410(
+    airbyte: Airbyte, api: Api, db: Engine, tenant: Tenant, tmp_path: Path
+) -> None:
+    seed_checkins(api, 6)  # 3 of the 12 streams hold records: locations, users, checkins
+    assert api.batch("checkins", delete=["C000"]).status_code == 200
+    purge_every_tombstone(db, tenant)  # before the first sync
+    assert api.get("/v1/checkins", params={"modified_after": EPOCH}).status_code == 410
+    catalog = airbyte.catalog()
+    destination = Destination(tmp_path / "destination.db", catalog)
+
+    # The first sync: no state, so no modified_* at all, a complete transfer of each stream.
+    first = airbyte.read(catalog, [], debug=True)
+    destination.apply(first)
+    assert {stream for stream, _ in requested(first)} == set(STREAMS)
+    assert [query for _, query in requested(first) if ranges(query)] == []
+    assert_equal_to_the_server(destination, api)
+    assert destination.tombstones("checkins") == {}
+    assert_bookmarks_are_the_last_change_delivered(destination)
+    assert airbyte.check()["status"] == "SUCCEEDED"  # it reads locations the same way
+
+    # The copy holds C001, whose delete is purged before the copy sees it: the next sync is
+    # refused. The business keeps writing meanwhile, to every stream that holds records.
+    assert api.batch("checkins", delete=["C001"]).status_code == 200
+    purge_every_tombstone(db, tenant)
+    new_checkin = record("checkins", "C006", {"locations": "L1", "users": "U1"})
+    assert api.batch("checkins", [new_checkin]).status_code == 200
+    assert api.batch("users", [record("users", "U1", phone="555-0101")]).status_code == 200
+    moved = record("locations", "L1", timezone="America/Chicago", city="Evanston")
+    assert api.batch("locations", [moved]).status_code == 200
+    bookmarks = {stream: destination.bookmark(stream) for stream in STREAMS}
+    refused = airbyte.read(catalog, next_state(destination), check=False, debug=True)
+    destination.apply(refused)
+    # With state, exactly modified_after=<bookmark>; with the CDK's bookmark of a stream that
+    # has delivered nothing (the start), a complete transfer again, which the server answers.
+    for stream, query in requested(refused):
+        expected = {} if bookmarks[stream] == EPOCH else {"modified_after": [bookmarks[stream]]}
+        assert ranges(query) == expected, stream
+    by_stream = [e for e in errors(refused) if e.get("stream_descriptor")]
+    failed = {e["stream_descriptor"]["name"]: e for e in by_stream}
+    # Every bookmark before the purge point is refused: the business's purge point covers all
+    # its resources, so the quiet locations and users are refused along with checkins.
+    assert set(failed) == {"locations", "users", "checkins"}
+    assert {e["failure_type"] for e in failed.values()} == {"config_error"}
+    assert all("clear this stream's data" in e["message"] for e in failed.values())
+
+    # What the message advises: clear the stream's data and sync it again.
+    for stream in failed:
+        destination.clear(stream)
+    refreshed = airbyte.read(catalog, next_state(destination), debug=True)
+    destination.apply(refreshed)
+    assert [query for _, query in requested(refreshed) if ranges(query)] == []
+    assert_equal_to_the_server(destination, api)
+    assert "C001" not in destination.final("checkins")
+    assert_bookmarks_are_the_last_change_delivered(destination)
+
+    # And incremental syncs go on from there. (They can because each of these streams was
+    # written after the purge: a stream whose newest record predates the business's purge
+    # point bookmarks that record, and is refused again; connectors/airbyte/README.md.)
+    assert api.batch("checkins", delete=["C002"]).status_code == 200
+    destination.apply(airbyte.read(catalog, next_state(destination)))
+    tombstone = destination.tombstones("checkins")["C002"]
+    assert tombstone["_ab_cdc_deleted_at"] == tombstone["modified_at"]
+    assert_equal_to_the_server(destination, api)
+    assert {change: n for change, n in destination.deliveries().items() if n > 1} == {}
+    assert_bookmarks_are_the_last_change_delivered(destination)
