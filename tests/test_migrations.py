@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from clubfeed import catalogue, tenants
-from clubfeed.feed import summary
+from clubfeed.feed import clock, summary
 from clubfeed.storage.engine import make_engine, read_connection, write_transaction
 from clubfeed.storage.migrate import head_revision, upgrade
 from clubfeed.storage.schema import metadata
@@ -161,3 +161,30 @@ def test_0009_and_0010_sum_rows_already_stored_into_summary_buckets(tmp_path: Pa
     for record_id, value in hashes.items():
         halves[hashlib.sha256(record_id.encode()).digest()[0] >> 7] += value
     assert [p.checksum for p in found.buckets or []] == [h % 2**64 for h in halves]
+
+
+def test_0012_keeps_a_business_purge_point_for_every_resource(tmp_path: Path) -> None:
+    """What was refused before 0012 stays refused: the old point becomes each resource's."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'before-0012.db'}")
+    try:
+        upgrade(engine, "0011")
+        with write_transaction(engine) as conn:
+            purged = tenants.create_business(conn, "Purged Gym").id
+            quiet = tenants.create_business(conn, "Quiet Gym").id
+            conn.execute(
+                text("UPDATE change_clock SET purged_until_us = 12345 WHERE business_id = :b"),
+                {"b": purged},
+            )
+        upgrade(engine)
+        with read_connection(engine) as conn:
+            points = {
+                (business, name): clock.read(conn, business, name).purged_until_us
+                for business in (purged, quiet)
+                for name in catalogue.NAMES
+            }
+    finally:
+        engine.dispose()
+    assert points == {
+        **{(purged, name): 12345 for name in catalogue.NAMES},
+        **{(quiet, name): 0 for name in catalogue.NAMES},
+    }

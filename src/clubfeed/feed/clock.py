@@ -29,7 +29,11 @@ _ADVANCE_SQLITE = (
 )
 _EXTEND = text("UPDATE change_clock SET seq = seq + :n WHERE business_id = :b RETURNING seq")
 _LOCK = text("SELECT seq FROM change_clock WHERE business_id = :b FOR UPDATE")
-_READ = "SELECT seq, last_us, purged_until_us FROM change_clock WHERE business_id = :b"
+_READ = (
+    "SELECT c.seq, c.last_us, coalesce(p.purged_until_us, 0) FROM change_clock c "
+    "LEFT JOIN purge_points p ON p.business_id = c.business_id AND p.resource = :r "
+    "WHERE c.business_id = :b"
+)
 _CREATE = text("INSERT INTO change_clock (business_id, seq, last_us) VALUES (:b, 0, 0)")
 
 
@@ -45,7 +49,8 @@ class Tick:
 class Reading:
     """The clock as a reader sees it: every change up to `seq` has committed.
 
-    `purged_until_us` is the retention's purge point, kept in the same row.
+    `purged_until_us` is the retention's purge point of the resource it was read for
+    (0 for none), read in the same statement.
     """
 
     seq: int
@@ -85,6 +90,9 @@ def extend(conn: Connection, business_id: int, n: int) -> int:
     return seq - n + 1
 
 
-def read(conn: Connection, business_id: int) -> Reading:
-    ((seq, last_us, purged_until_us),) = fetch_tuples(conn, _READ, {"b": business_id})
+def read(conn: Connection, business_id: int, resource: str = "") -> Reading:
+    """The clock, with `resource`'s purge point."""
+    ((seq, last_us, purged_until_us),) = fetch_tuples(
+        conn, _READ, {"b": business_id, "r": resource}
+    )
     return Reading(seq=seq, last_us=last_us, purged_until_us=purged_until_us)

@@ -166,7 +166,7 @@ def list_page(
     params.update({f"f_{name}": value for name, value in query.filters})
     rows = fetch_tuples(conn, _page_sql(resource, query, guarded=state is not None), params)
     if query.kind == RANGE or (state is not None and not rows):
-        after_scan = clock.read(conn, business_id)
+        after_scan = clock.read(conn, business_id, resource.name)
         if state is not None:
             rewind.check_cursor(after_scan, state, query.since_us)
         if query.kind == RANGE:

@@ -76,8 +76,18 @@ change_clock = Table(
     Column("business_id", BigInteger, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("last_us", BigInteger, nullable=False),
-    # Tombstones older than this were purged: range queries from before it get 410.
-    Column("purged_until_us", BigInteger, nullable=False, server_default="0"),
+)
+
+# Per resource, tombstones older than `purged_until_us` were purged: range queries of
+# that resource from before it get 410. Per resource, so that purging one resource's
+# deletes does not refuse a poller's bookmark in a quiet resource.
+purge_points = Table(
+    "purge_points",
+    metadata,
+    Column("business_id", BigInteger, nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("purged_until_us", BigInteger, nullable=False),
+    PrimaryKeyConstraint("business_id", "resource"),
 )
 
 idempotency_keys = Table(
