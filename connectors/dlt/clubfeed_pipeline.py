@@ -29,20 +29,9 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.sources.helpers.rest_client.client import HTTPError
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
-RESOURCES = (
-    "locations",
-    "users",
-    "memberships",
-    "checkins",
-    "referrals",
-    "sales-categories",
-    "sales-subcategories",
-    "sales",
-    "classes",
-    "class-attendances",
-    "appointment-categories",
-    "appointments",
-)
+from clubfeed.catalogue import NAMES
+
+RESOURCES = NAMES  # from clubfeed's catalogue, so a new resource needs no change here
 
 
 def rest_api_config(
