@@ -13,10 +13,13 @@ import httpx
 from sqlalchemy import Engine
 
 from clubfeed.conform import IDS
+from clubfeed.feed import retention
 from clubfeed.settings import Settings
+from clubfeed.storage.engine import write_transaction
+from clubfeed.timefmt import now_us
 from tests.brokenkit import INGEST, KEY, SECRET, Broken, serving
 from tests.conftest import Server
-from tests.factories import Tenant
+from tests.factories import Api, Tenant, seed_checkins
 from tests.servekit import free_port
 
 CLUBFEED = Path(sys.executable).parent / "clubfeed"
@@ -202,4 +205,29 @@ def test_an_ingest_key_the_server_refuses_is_reported_and_nothing_is_left(
     assert (code, found) == (1, {})
     assert "Could not write the run's own records: POST /v1/locations/batch: 401, not 200" in (
         " ".join(err.split())
+    )
+
+
+def test_ranges_into_purged_history_count_as_answered_correctly(
+    server: Server, tenant: Tenant, api: Api, db: Engine
+) -> None:
+    seed_checkins(api, 4)
+    assert api.batch("checkins", [], delete=["C000"]).status_code == 200
+    with write_transaction(db) as conn:
+        retention.purge(conn, tenant.business.id, now_us())
+    code, found, err = conform(
+        server.base_url,
+        tenant.integrator.key,
+        tenant.business.shared_secret,
+        "--check",
+        "transfer",
+        "--check",
+        "ranges",
+    )
+    assert code == 0, err
+    assert found["ranges"]["result"] == "pass"
+    evidence = found["ranges"]["evidence"]
+    assert evidence.startswith("from the epoch on 11 of 12 resources; ")
+    assert evidence.endswith(
+        "; reaching into purged history, 1 from the epoch and 2 cuts refused (410), as they should be"
     )

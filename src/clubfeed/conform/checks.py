@@ -113,13 +113,13 @@ def ranges(run: Run) -> str:
     """A range from the epoch holds every live record; `modified_since`, `modified_after`
     and `modified_before` cut at a record's own `modified_at` exactly as defined. A range
     the server refuses as reaching into purged history (410) is correct, and unchecked."""
-    cuts = refused = 0
+    cuts = refused = purged = 0
     for resource in run.resources:
         live = run.live_records(resource)
         try:
             served, until = run.probe.query(resource, {"modified_since": EPOCH})
         except HistoryPurged:
-            refused += 1
+            purged += 1
         else:
             _from_the_epoch(run, resource, live, served, until)
         if len(live) < 3:
@@ -155,11 +155,14 @@ def ranges(run: Run) -> str:
     if both.status_code != 400:
         raise Failed(f"modified_since with modified_after answered {both.status_code}, not 400")
     evidence = (
-        f"from the epoch on {len(run.resources) - min(refused, len(run.resources))} resources; "
+        f"from the epoch on {len(run.resources) - purged} of {len(run.resources)} resources; "
         f"{cuts} cuts at a record's modified_at; modified_since with modified_after refused (400)"
     )
-    if refused:
-        evidence += f"; {refused} ranges reaching into purged history refused (410), as they should"
+    if purged or refused:
+        evidence += (
+            f"; reaching into purged history, {purged} from the epoch and {refused} cuts "
+            "refused (410), as they should be"
+        )
     return evidence
 
 
