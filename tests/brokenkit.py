@@ -45,6 +45,7 @@ class Broken:
     offset_paging: bool = False
     naive_times: bool = False
     early_stamps: bool = False
+    wrong_links: bool = False  # a Link rel=next that disagrees with next_cursor, as a bad proxy's
     lock: threading.Lock = field(default_factory=threading.Lock)
     rows: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # with tombstones
     last: datetime = datetime(2000, 1, 1, tzinfo=UTC)
@@ -105,7 +106,11 @@ class Broken:
         more = len(rows) > (after.get("offset") or 0) if self.offset_paging else len(page) == limit
         next_cursor = json.dumps({"query": query, "until": until, **after}) if more else None
         data = [self.shown(r) for r in page]
-        return JSONResponse({"data": data, "next_cursor": next_cursor, "consistent_until": until})
+        body = {"data": data, "next_cursor": next_cursor, "consistent_until": until}
+        headers = {}
+        if self.wrong_links and next_cursor:
+            headers["Link"] = f'<{request.url.replace(query="cursor=elsewhere")}>; rel="next"'
+        return JSONResponse(body, headers=headers)
 
     @staticmethod
     def _key(row: dict[str, Any], bounds: dict[str, datetime]) -> tuple[str, ...]:

@@ -398,9 +398,12 @@ def test_the_readme_example_runs_as_written(api: Api, server: Server, tenant: Te
     assert scope["check"].matches
 
 
-def test_pages_follow_the_body_cursor_where_a_server_sends_no_link() -> None:
-    # brokenkit's server speaks the contract without Link headers (and without flaws here).
-    with serving(Broken()) as base_url:
+@pytest.mark.parametrize("wrong_links", [False, True], ids=["no-link", "wrong-link"])
+def test_pages_follow_the_body_cursor_where_a_link_is_missing_or_disagrees(
+    wrong_links: bool,
+) -> None:
+    # brokenkit's server speaks the contract without Link headers, or with wrong ones.
+    with serving(Broken(wrong_links=wrong_links)) as base_url:
         users = [
             {"id": f"u{n:02}", "first_name": "A", "last_name": "B", "is_child": False}
             for n in range(25)
