@@ -60,7 +60,7 @@ def source_command() -> Path:
     two test processes from building it at once.
     """
     requirements = CONNECTOR / "requirements.txt"
-    key = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    key = hashlib.sha256(requirements.read_bytes() + sys.version.encode()).hexdigest()
     marker = VENV / ".requirements-sha256"
     VENVS.mkdir(exist_ok=True)
     (VENVS / ".gitignore").write_text("*\n")
