@@ -56,7 +56,7 @@ def source_command() -> Path:
     """`source-declarative-manifest` from a venv of its own, built once per requirements file.
 
     airbyte-cdk pins pyrate-limiter<3.2 and schemathesis needs >=4, so the CDK cannot live in
-    clubfeed's test venv. The venv is rebuilt whenever requirements.txt changes; a lock keeps
+    clubfeed's test venv. It is rebuilt when requirements.txt or the Python changes; a lock keeps
     two test processes from building it at once.
     """
     requirements = CONNECTOR / "requirements.txt"
