@@ -53,6 +53,15 @@ def reader(server: Server, tenant: Tenant, **options: Any) -> Client:
     )
 
 
+def async_reader(server: Server, tenant: Tenant, **options: Any) -> AsyncClient:
+    return AsyncClient(
+        server.base_url,
+        integrator_key=tenant.integrator.key,
+        token=tenant.business.shared_secret,
+        **options,
+    )
+
+
 def split(items: list[Item]) -> tuple[dict[str, Record], list[Tombstone], list[Bookmark]]:
     records = {i.id: i for i in items if isinstance(i, Record)}
     tombstones = [i for i in items if isinstance(i, Tombstone)]
@@ -315,12 +324,7 @@ def test_async_tasks_pull_what_the_sync_client_pulls(
         want = list(client.pull("checkins"))
 
     async def main() -> list[list[Item]]:
-        async with AsyncClient(
-            server.base_url,
-            integrator_key=tenant.integrator.key,
-            token=tenant.business.shared_secret,
-            page_size=5,
-        ) as aclient:
+        async with async_reader(server, tenant, page_size=5) as aclient:
 
             async def one() -> list[Item]:
                 return [item async for item in aclient.pull("checkins")]
@@ -342,12 +346,7 @@ def test_a_pull_closed_after_its_first_page_leaves_the_client_usable(
         assert len(list(client.pull("checkins"))) == 13
 
     async def main() -> tuple[list[str], int]:
-        async with AsyncClient(
-            server.base_url,
-            integrator_key=tenant.integrator.key,
-            token=tenant.business.shared_secret,
-            page_size=5,
-        ) as aclient:
+        async with async_reader(server, tenant, page_size=5) as aclient:
             pages = aclient.pull("checkins")
             ids = [(await anext(pages)).id for _ in range(5)]  # type: ignore[union-attr]
             await pages.aclose()

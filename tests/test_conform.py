@@ -158,37 +158,28 @@ def test_an_unreachable_server_or_refused_credentials_stop_at_once(
     server: Server, tenant: Tenant
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLUBFEED_")}
-    base = [str(CLUBFEED), "conform", "--integrator-key", "k", "--token", "t"]
-    refused = subprocess.run(
-        [*base, server.base_url], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert (refused.returncode, refused.stdout) == (1, "")
-    assert "refused the reader's credentials (401): check --integrator-key and --token" in (
-        " ".join(refused.stderr.split())
-    )
-    gone = subprocess.run(
-        [*base, f"http://127.0.0.1:{free_port()}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert gone.returncode == 1 and "cannot reach the server: GET /v1/locations: ConnectError" in (
-        " ".join(gone.stderr.split())
-    )
-    keys = ["--integrator-key", tenant.integrator.key, "--token", tenant.business.shared_secret]
-    wrong_path = subprocess.run(
-        [str(CLUBFEED), "conform", *keys, f"{server.base_url}/v1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert wrong_path.returncode == 1 and "the server's address (without /v1)?" in (
-        " ".join(wrong_path.stderr.split())
-    )
-    scheme = subprocess.run([*base, "ftp://x"], env=env, capture_output=True, text=True, timeout=60)
-    assert scheme.returncode == 2 and "must start with http:// or https://" in scheme.stderr
+
+    def run(*args: str, key: str = "k", token: str = "t") -> tuple[int, str, str]:
+        """The exit code, stdout and stderr (its lines joined) of a conform run."""
+        done = subprocess.run(
+            [str(CLUBFEED), "conform", "--integrator-key", key, "--token", token, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return done.returncode, done.stdout, " ".join(done.stderr.split())
+
+    code, out, err = run(server.base_url)
+    assert (code, out) == (1, "")
+    assert "refused the reader's credentials (401): check --integrator-key and --token" in err
+    code, _, err = run(f"http://127.0.0.1:{free_port()}")
+    assert code == 1 and "cannot reach the server: GET /v1/locations: ConnectError" in err
+    keys = {"key": tenant.integrator.key, "token": tenant.business.shared_secret}
+    code, _, err = run(f"{server.base_url}/v1", **keys)
+    assert code == 1 and "the server's address (without /v1)?" in err
+    code, _, err = run("ftp://x")
+    assert code == 2 and "must start with http:// or https://" in err
 
 
 def test_an_ingest_key_the_server_refuses_is_reported_and_nothing_is_left(

@@ -52,7 +52,8 @@ def _columns(resource: Resource) -> list[str]:
 
 class Rows(NamedTuple):
     """One page, ready for the copy: its records as rows in column order (`extra` as its
-    JSON text), and the ids its tombstones delete. A query serves each id once, so the two apply in either order."""
+    JSON text), and the ids its tombstones delete. A query serves each id once, so the
+    two apply in either order."""
 
     upserts: list[tuple[Any, ...]]
     deletes: list[tuple[str]]

@@ -255,14 +255,15 @@ def stable_order(run: Run) -> str:
     start = sorted(i for i in users if i.startswith(run.prefix + "u"))
     final = {i: users[i]["modified_at"] for i in start}
     deleted: set[str] = set()
+    read: set[str] = set()
     delivered: Counter[tuple[str, str]] = Counter()
     until = ""
     for number, page in enumerate(run.probe.pages("users", limit=1_000)):
         delivered.update((r["id"], r["modified_at"]) for r in page.records)
+        read.update(r["id"] for r in page.records)
         until = page.consistent_until
         if page.next_cursor is None:
             break
-        read = {i for i, _ in delivered}
         behind = [i for i in start if i in read and i not in deleted][:3]
         ahead = [i for i in start if i not in read and i not in deleted][-3:]
         new = [run.user_record(f"{run.prefix}a{number:03}{k}") for k in range(2)]

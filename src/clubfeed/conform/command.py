@@ -56,8 +56,9 @@ def conform_command(
     """Check a server against what a loyalty platform's poller needs (Perkville's list).
 
     Prints a report card (requirement, result, evidence) and exits 1 if any check
-    fails. Checks that need an ingest key, or data the business lacks, are skipped and
-    say so.
+    fails, or if the run's own records (with --ingest-key) could not be written or
+    deleted. Checks that need an ingest key, or data the business lacks, are skipped
+    and say so.
     """
     if not base_url.startswith(("http://", "https://")):
         raise click.UsageError(
