@@ -31,10 +31,13 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from clubfeed.catalogue import RESOURCES, Kind, Resource
+from clubfeed.feed.retention import purge
+from clubfeed.storage.engine import write_transaction
+from clubfeed.timefmt import parse_aware, to_us
 from tests.conftest import Server
 from tests.factories import Api, Tenant, record, seed_checkins
 
@@ -348,6 +351,39 @@ def test_a_410_stops_the_tap_and_says_what_to_do(
     done = run_tap(tap_config(tmp_path, server, tenant), {"bookmarks": {"checkins": late}})
     assert done.returncode != 0
     assert "clear the stream's state and its destination table" in done.stderr
+
+
+def synced(config: Path, state: dict[str, Any] | None) -> tuple[list[str], dict[str, Any]]:
+    """One run of the tap: the ids of its check-in records, and its last state."""
+    done = run_tap(config, state)
+    assert done.returncode == 0, done.stderr[-4000:]
+    messages = [json.loads(line) for line in done.stdout.splitlines()]
+    ids = [
+        m["record"]["id"] for m in messages if m["type"] == "RECORD" and m["stream"] == "checkins"
+    ]
+    return ids, [m["value"] for m in messages if m["type"] == "STATE"][-1]
+
+
+def test_a_transfer_after_a_purge_bookmarks_past_the_purged_deletes(
+    api: Api, db: Engine, server: Server, tenant: Tenant, tmp_path: Path
+) -> None:
+    """The copy's first sync comes after a delete newer than every live check-in was purged:
+    the next sync must not be refused (410), and must bring what is written later, once."""
+    seed_checkins(api, 3)
+    assert api.batch("checkins", delete=["C000"]).status_code == 200
+    with write_transaction(db) as conn:
+        purge(conn, tenant.business.id, to_us(parse_aware("2999-01-01T00:00:00+00:00")))
+    config = tap_config(tmp_path, server, tenant)
+
+    first, state = synced(config, None)
+    assert sorted(first) == ["C001", "C002"]
+    again, state = synced(config, state)
+    assert again == []
+    refs = {"locations": "L1", "users": "U1"}
+    assert api.batch("checkins", [record("checkins", "C003", refs)]).status_code == 200
+    later, state = synced(config, state)
+    assert later == ["C003"]
+    assert synced(config, state)[0] == []
 
 
 def test_the_meltano_snippet_names_the_taps_settings() -> None:

@@ -5,10 +5,17 @@ is the replication key and each incremental query asks for `modified_after` the 
 (strictly after: nothing can later commit at or below a `modified_at` already served), pages
 follow `next_cursor`, and a tombstone becomes a record with `_sdc_deleted_at`, which is how
 Singer targets learn of deletes.
+
+One addition: a finished query moves the bookmark to just before its `consistent_until`, the
+point up to which it holds every change. The greatest `modified_at` alone would lag behind it,
+and after a complete transfer (which holds no tombstones) it may lie before a delete that
+`clubfeed db purge` has since removed, which the server must answer with 410.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -50,7 +57,6 @@ class ResourceStream(RESTStream[str | None]):
 
     primary_keys = ("id",)
     replication_key = "modified_at"
-    records_jsonpath = "$.data[*]"
     next_page_token_jsonpath = "$.next_cursor"
     # Pages do come in `modified_at` order, but a sorted stream lets the SDK bookmark in
     # mid-query (every 10,000 records), and the records of one write share one `modified_at`
@@ -83,6 +89,25 @@ class ResourceStream(RESTStream[str | None]):
         re-send every record written between that instant and the query. The server's clock
         already guarantees the bookmark (nothing commits later with an earlier `modified_at`)."""
         return None
+
+    def get_records(self, context: Any) -> Iterable[dict[str, Any]]:
+        """The query's records, then the bookmark moved to just before its `consistent_until`.
+
+        `modified_after` that instant asks for exactly what `modified_since=consistent_until`
+        would (times are whole microseconds), so nothing is missed and nothing repeats."""
+        self._consistent_until: str | None = None
+        yield from super().get_records(context)
+        if self._consistent_until is not None:
+            until = datetime.fromisoformat(self._consistent_until)
+            before = (until - timedelta(microseconds=1)).isoformat(timespec="microseconds")
+            self.state_manager.increment_state(
+                {"modified_at": before}, context=context, replication_key="modified_at"
+            )
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+        body = response.json()
+        self._consistent_until = body["consistent_until"]  # the last page's is the query's
+        yield from body["data"]
 
     def validate_response(self, response: requests.Response) -> None:
         if response.status_code == 410:
