@@ -99,7 +99,7 @@ class Copy:
 
     def bookmark(self, resource: str) -> dict[str, Any]:
         state = self.pipeline.state["sources"]["clubfeed"]["resources"][resource]
-        found: dict[str, Any] = state["incremental"]["modified_at"]
+        found: dict[str, Any] = state["incremental"][self.connector.SEEN_UNTIL]
         return found
 
 
@@ -197,9 +197,10 @@ def test_the_copy_equals_a_complete_transfer_after_syncs_during_writes(
 
     repeated = {d: n for d, n in copy.deliveries.items() if n > 1}
     assert repeated == {}
-    # C039's delete came after the newest record the full sync held, so the bookmark taken
-    # from that transfer brings its tombstone too: a delete of a row the copy never had.
-    deleted = writer.deleted | {("checkins", "C039")}
+    # The full sync's bookmark lies past C039's delete (it is the transfer's
+    # consistent_until), so no tombstone comes for a row the copy never had.
+    assert [d for d in copy.deliveries if d[:2] == ("checkins", "C039")] == []
+    deleted = writer.deleted
     for resource in RESOURCES:
         name = resource.name
         assert copy.rows(name) == served(api, name), name
@@ -209,7 +210,9 @@ def test_the_copy_equals_a_complete_transfer_after_syncs_during_writes(
         tombstones = {(name, r["id"]) for r in since if r.get("deleted")}
         assert tombstones == {d for d in deleted if d[0] == name}
         state = copy.bookmark(name)
-        assert state["last_value"] == max(m for r, _, m in copy.deliveries if r == name)
+        # Past every change delivered, and where the server has nothing newer to send.
+        assert state["last_value"] >= max(m for r, _, m in copy.deliveries if r == name)
+        assert api.read_all(f"/v1/{name}", modified_after=state["last_value"]) == []
         assert state["unique_hashes"] == []  # an open range keeps no per-id hashes
         assert_same_bodies(copy, name, api.read_all(f"/v1/{name}", limit=10_000))
     with copy.pipeline.sql_client() as sql:
@@ -258,6 +261,27 @@ def test_a_410_replaces_the_copy_with_a_complete_transfer(
     # only re-delivery, and the one the contract asks for.
     checkins = {(i, m): n for (r, i, m), n in copy.deliveries.items() if r == "checkins"}
     assert sorted(checkins.values()) == [1, 2, 2, 2, 2]
+
+
+def test_a_transfer_after_a_purge_is_followed_by_changes_not_by_a_410(
+    api: Api, db: Engine, server: Server, tenant: Tenant, tmp_path: Path
+) -> None:
+    """The first sync comes after a delete newer than every live check-in was purged: its
+    bookmark must lie past that delete, or every later sync is a 410 and a new transfer."""
+    seed_checkins(api, 3)
+    assert api.batch("checkins", delete=["C000"]).status_code == 200
+    with write_transaction(db) as conn:
+        purge(conn, tenant.business.id, to_us(parse_aware("2999-01-01T00:00:00+00:00")))
+    copy = Copy(server, tenant, tmp_path)
+    copy.sync()
+    refs = {"locations": "L1", "users": "U1"}
+    assert api.batch("checkins", [record("checkins", "C003", refs)]).status_code == 200
+    copy.sync()
+    copy.sync()
+
+    checkins = sorted((i, n) for (r, i, _), n in copy.deliveries.items() if r == "checkins")
+    assert checkins == [("C001", 1), ("C002", 1), ("C003", 1)]
+    assert set(copy.rows("checkins")) == {"C001", "C002", "C003"}
 
 
 def test_the_script_runs_as_the_readme_says(api: Api, server: Server, tmp_path: Path) -> None:

@@ -3,14 +3,21 @@
 The contract maps onto dlt's own conventions, so the source is configuration only:
 - `next_cursor` is dlt's JSON cursor paginator, sent back as `cursor` with the first
   page's parameters (which the server accepts);
-- the bookmark is dlt's `incremental` on `modified_at`, sent as `modified_after`. dlt
-  commits it only when a run's extract has finished, i.e. after the last page
-  (`next_cursor` null), never mid-query. The first run has no bookmark, so dlt drops
-  the parameter and the run is a complete transfer;
+- the bookmark is dlt's `incremental`, sent as `modified_after`. Its cursor is not
+  `modified_at` but the instant just before the page's `consistent_until`, which a
+  response hook adds to each record as `_clubfeed_seen_until` (kept in the tables, as
+  dlt keeps `_dlt_load_id`: the bookmark of the page that brought the row):
+  `modified_after` that instant asks for exactly what `modified_since` the
+  `consistent_until` would (times are whole microseconds). The greatest `modified_at`
+  would lag behind, and after a complete transfer (which holds no tombstones) could lie
+  before a delete that `clubfeed db purge` has since removed, which the server must
+  answer with 410. dlt commits the bookmark only when a run's extract has finished,
+  i.e. after the last page (`next_cursor` null), never mid-query. The first run has no
+  bookmark, so dlt drops the parameter and the run is a complete transfer;
 - `modified_after` is strictly after, so the range is `open` on dlt's side as well:
-  dlt then keeps no per-id boundary hashes in its state (a write of 10,000 records
-  shares one `modified_at`) and filters only records equal to the bookmark, which the
-  server never sends;
+  dlt then keeps no per-id boundary hashes in its state (a whole page shares one
+  bookmark) and filters only records equal to the bookmark, which the server never
+  sends;
 - a tombstone `{"id", "deleted": true, "modified_at"}` merges on `id` and the
   `hard_delete` hint on `deleted` removes the row.
 
@@ -20,7 +27,10 @@ README.md), or import `clubfeed` and `sync` into your own pipeline.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
 
 import dlt
 from dlt.common.pipeline import LoadInfo
@@ -28,10 +38,24 @@ from dlt.extract import DltResource, DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.sources.helpers.rest_client.client import HTTPError
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
+from requests import Response
 
 from clubfeed.catalogue import NAMES
 
 RESOURCES = NAMES  # from clubfeed's catalogue, so a new resource needs no change here
+SEEN_UNTIL = "_clubfeed_seen_until"
+
+
+def _mark_page(response: Response, *args: Any, **kwargs: Any) -> Response:
+    """Give each record of a page the bookmark its query allows, as dlt's docs show a
+    response hook rewriting a page: the instant just before its `consistent_until`."""
+    page = response.json()
+    until = datetime.fromisoformat(page["consistent_until"]) - timedelta(microseconds=1)
+    seen_until = until.isoformat(timespec="microseconds")
+    for row in page["data"]:
+        row[SEEN_UNTIL] = seen_until
+    response._content = json.dumps(page).encode()
+    return response
 
 
 def rest_api_config(
@@ -59,11 +83,12 @@ def rest_api_config(
             },
             "endpoint": {
                 "data_selector": "data",
+                "response_actions": [{"status_code": 200, "action": _mark_page}],
                 "params": {
                     "limit": page_size,
                     "modified_after": {
                         "type": "incremental",
-                        "cursor_path": "modified_at",
+                        "cursor_path": SEEN_UNTIL,
                         "range_start": "open",
                     },
                 },
