@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,11 @@ def test_clubfeed_meets_every_requirement(
         in (found["concurrent-commits"]["evidence"])
     )
     assert found["page-size"]["evidence"].startswith("users: a first page of 10,000 of 10,0")
-    assert "Retry-After: " in found["rate-limit"]["evidence"]
+    assert re.fullmatch(
+        r"429 within [0-9,]+ requests in [0-9.]+ s, Retry-After: [0-9]+; "
+        r"200 again after waiting it",
+        found["rate-limit"]["evidence"],
+    ), found["rate-limit"]
     # Read through the shared server: the run spent its own server's read bucket.
     with httpx.Client(base_url=server.base_url, headers=tenant.read_headers) as reader:
         left = [

@@ -21,6 +21,8 @@ from clubfeed.client.retry import parse_retry_after
 _JSON_TYPES = ("application/json", "application/problem+json")
 _MAX_WAIT_S = 65.0
 _PAGE_LIMIT = 10_000
+PARALLEL_READS = 32
+"""The most requests a check sends at once (the rate-limit check), each on a kept connection."""
 
 
 class Failed(Exception):
@@ -62,6 +64,7 @@ class Probe:
             base_url=self.base_url.rstrip("/"),
             timeout=self.timeout,
             headers={"Accept-Encoding": "gzip"},
+            limits=httpx.Limits(max_keepalive_connections=PARALLEL_READS),
         )
 
     def close(self) -> None:
