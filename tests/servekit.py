@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,3 +99,51 @@ def served(
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@contextmanager
+def lagging(target: int, delay: float) -> Iterator[int]:
+    """A TCP proxy on a free loopback port to `target` that holds every chunk a client
+    sends for `delay` seconds, as a server across a network would seem: its port."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hold: float) -> None:
+        try:
+            while data := await reader.read(65536):
+                await asyncio.sleep(hold)
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    ends: set[asyncio.StreamWriter] = set()  # both ends of every open connection
+
+    async def forward(client: asyncio.StreamReader, back: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target)
+        ends.update((back, server_writer))
+        await asyncio.gather(
+            pipe(client, server_writer, delay), pipe(server_reader, back, 0), return_exceptions=True
+        )
+        ends.difference_update((back, server_writer))
+
+    loop = asyncio.new_event_loop()
+    port = free_port()
+    proxy = loop.run_until_complete(asyncio.start_server(forward, "127.0.0.1", port))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def shut() -> None:
+        """Stop listening, and close the connections still open, so that each ends."""
+        proxy.close()
+        for end in list(ends):
+            end.close()
+        connections = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if connections:
+            await asyncio.wait(connections, timeout=5)
+
+    try:
+        yield port
+    finally:
+        asyncio.run_coroutine_threadsafe(shut(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import Engine
 
 from clubfeed.conform import IDS
@@ -21,13 +22,13 @@ from clubfeed.timefmt import now_us
 from tests.brokenkit import INGEST, KEY, SECRET, Broken, serving
 from tests.conftest import Server
 from tests.factories import Api, Tenant, seed_checkins
-from tests.servekit import free_port
+from tests.servekit import free_port, lagging
 
 CLUBFEED = Path(sys.executable).parent / "clubfeed"
 
 
 def conform(
-    base_url: str, key: str, token: str, *args: str, ingest: str | None = None
+    base_url: str, key: str, token: str, *args: str, ingest: str | None = None, timeout: float = 240
 ) -> tuple[int, dict[str, dict[str, Any]], str]:
     """The exit code, the findings by check id, and what went to stderr."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLUBFEED_")}
@@ -39,7 +40,7 @@ def conform(
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
     )
     assert done.stdout, done.stderr
     report = json.loads(done.stdout)
@@ -83,6 +84,26 @@ def test_clubfeed_meets_every_requirement(
             if r["id"].startswith("cf-conform-")
         ]
     assert left == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_rate_limit_check_outruns_the_refill_of_a_distant_server(
+    db_url: str, tenant: Tenant
+) -> None:
+    """150 ms away, one read at a time is 6 a second, below this bucket's refill of 10: the
+    check must send enough at once to empty it, as it must across a real network."""
+    settings = Settings(database_url=db_url, read_rate_limit="600/minute")
+    with Server(settings) as own, lagging(own.port, 0.15) as port:
+        code, found, err = conform(
+            f"http://127.0.0.1:{port}",
+            tenant.integrator.key,
+            tenant.business.shared_secret,
+            "--check",
+            "rate-limit",
+            timeout=60,  # it takes about 5 s; one read at a time would never end
+        )
+    assert found["rate-limit"]["result"] == "pass", found
+    assert code == 0, err
 
 
 def test_without_an_ingest_key_the_writing_checks_are_skipped(
