@@ -162,6 +162,45 @@ def test_a_refresh_token_presented_again_in_the_window_gets_the_same_pair(
     assert feed_status(client, granted.read_headers(third["access_token"])) == 200
 
 
+def test_a_replay_whose_access_token_was_revoked_is_refused_and_the_grant_lives(
+    client: httpx.Client, db: Engine, tenant: Tenant
+) -> None:
+    """The pair a refresh gave is not handed out again once its access token was ended."""
+    granted = connect(client, db, tenant.business.id)
+    first = granted.tokens["refresh_token"]
+    second = refresh(client, granted.app, first).json()
+    app = granted.app
+    ended = client.post(
+        "/oauth/revoke",
+        data={"token": second["access_token"]},
+        auth=(app.client_id, app.client_secret),
+    )
+    assert ended.status_code == 200, ended.text
+    body = oauth_error(refresh(client, app, first), 400, "invalid_grant")
+    assert body["error_description"] == (
+        "This refresh token was already used, and the access token that use gave has been "
+        "revoked or has expired since; refresh with the refresh token that came with it."
+    )
+    _still_granted(client, granted, second["refresh_token"])
+
+
+def test_a_line_longer_than_the_server_follows_is_refused_without_revoking(
+    client: httpx.Client, db: Engine, tenant: Tenant
+) -> None:
+    """Eight tokens of a line are followed: the first of nine is refused, and says why."""
+    granted = connect(client, db, tenant.business.id)
+    line = [granted.tokens["refresh_token"]]
+    for _ in range(8):
+        line.append(refresh(client, granted.app, line[-1]).json()["refresh_token"])
+    body = oauth_error(refresh(client, granted.app, line[0]), 400, "invalid_grant")
+    assert body["error_description"] == (
+        "This refresh token was already used, and so were the next 7 that replaced it; "
+        "refresh with the newest refresh token you were given."
+    )
+    assert refresh(client, granted.app, line[1]).json()["refresh_token"] == line[-1]
+    _still_granted(client, granted, line[-1])
+
+
 @pytest.fixture(scope="module")
 def short_grace(db: Engine, db_url: str) -> Iterator[httpx.Client]:
     with (

@@ -45,6 +45,14 @@ _REVOKED = (
     "The business revoked this app's access (or a leaked token was reused); "
     "ask the business to connect the app again."
 )
+_ENDED = (
+    "This refresh token was already used, and the access token that use gave has been "
+    "revoked or has expired since; refresh with the refresh token that came with it."
+)
+_TOO_FAR = (
+    f"This refresh token was already used, and so were the next {_MAX_HOPS - 1} that "
+    "replaced it; refresh with the newest refresh token you were given."
+)
 _NOT_OURS = (
     "This refresh token is not one this server issued to your client; use the newest "
     "refresh token you were given, or ask the business to connect the app again."
@@ -256,7 +264,10 @@ def find_refresh(
     parties hold it, so the whole grant is revoked (RFC 9700 §4.14.2), unless the
     same client presents it within `grace_s` of its use, when the pair that use
     produced (or that pair's own successor, if it too was refreshed since) is
-    handed out again. Refused, with the reason, for anything else.
+    handed out again, as long as its access token still works: a dead one is
+    refused, as is a line longer than `_MAX_HOPS` tokens, neither revoking the
+    grant (the newest refresh token goes on working). Refused, with the reason, for
+    anything else.
     """
     now = now_us()
     access: str | None = None
@@ -281,8 +292,12 @@ def find_refresh(
         if row.revoked_at is not None:
             raise Refused(_REVOKED)
         record = TokenRecord(row.id, _grant(row))
-        return record if access is None else Pair(record, access, token, row.access_expires_at)
-    raise Refused(_USED)
+        if access is None:
+            return record
+        if row.access_expires_at <= now:  # ended by /oauth/revoke, or expired
+            raise Refused(_ENDED)
+        return Pair(record, access, token, row.access_expires_at)
+    raise Refused(_TOO_FAR)
 
 
 def spend_refresh(
