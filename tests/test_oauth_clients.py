@@ -142,13 +142,20 @@ def test_authlib_async_tasks_sharing_a_client_all_refresh(
     _still_granted(client, granted, updates[-1]["refresh_token"])
 
 
+def _rotated_once(
+    client: httpx.Client, db: Engine, tenant: Tenant
+) -> tuple[Connected, str, dict[str, Any]]:
+    """A new grant whose first refresh token was used once: (grant, that token, the pair)."""
+    granted = connect(client, db, tenant.business.id)
+    first = granted.tokens["refresh_token"]
+    return granted, first, refresh(client, granted.app, first).json()
+
+
 def test_a_refresh_token_presented_again_in_the_window_gets_the_same_pair(
     client: httpx.Client, db: Engine, tenant: Tenant
 ) -> None:
     """Again and again within the window: the newest live pair of its line, never a new one."""
-    granted = connect(client, db, tenant.business.id)
-    first = granted.tokens["refresh_token"]
-    second = refresh(client, granted.app, first).json()
+    granted, first, second = _rotated_once(client, db, tenant)
     assert refresh(client, granted.app, first).json() == {
         **second,
         "expires_in": pytest.approx(second["expires_in"], abs=2),
@@ -166,9 +173,7 @@ def test_a_replay_whose_access_token_was_revoked_is_refused_and_the_grant_lives(
     client: httpx.Client, db: Engine, tenant: Tenant
 ) -> None:
     """The pair a refresh gave is not handed out again once its access token was ended."""
-    granted = connect(client, db, tenant.business.id)
-    first = granted.tokens["refresh_token"]
-    second = refresh(client, granted.app, first).json()
+    granted, first, second = _rotated_once(client, db, tenant)
     app = granted.app
     ended = client.post(
         "/oauth/revoke",
@@ -213,9 +218,7 @@ def short_grace(db: Engine, db_url: str) -> Iterator[httpx.Client]:
 def test_after_the_window_reuse_revokes_the_grant(
     short_grace: httpx.Client, db: Engine, tenant: Tenant
 ) -> None:
-    granted = connect(short_grace, db, tenant.business.id)
-    first = granted.tokens["refresh_token"]
-    second = refresh(short_grace, granted.app, first).json()
+    granted, first, second = _rotated_once(short_grace, db, tenant)
     time.sleep(1.2)
     body = oauth_error(refresh(short_grace, granted.app, first), 400, "invalid_grant")
     assert "already used; the grant was revoked" in body["error_description"]
